@@ -1,0 +1,96 @@
+"""The one shape every finding takes (DESIGN.md invariant 3: no bare prints, no free-form warnings)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.IntEnum):
+    INFO = 1
+    WARNING = 2
+    ERROR = 3
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown severity {text!r}: use error, warning or info") from None
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+
+@dataclass
+class Fix:
+    """A machine-applicable fix. ``kind`` names the operation; ``data`` is its JSON-serialisable plan.
+
+    Kinds in use: ``rename-keys`` (data: {"mapping": {old: new}}), ``strip-prefix`` / ``add-prefix``
+    (data: {"prefix": str}), ``drop-keys`` (data: {"keys": [...]}), ``cast`` (data: {"dtypes": {key: dtype}}),
+    ``clone-aliases`` (data: {"keys": [...]}), ``transpose`` (data: {"keys": [...]}).
+    """
+
+    kind: str
+    description: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "description": self.description, "data": self.data}
+
+
+@dataclass
+class Diagnostic:
+    code: str
+    name: str
+    severity: Severity
+    message: str
+    subject: str = ""
+    expected: Any = None
+    found: Any = None
+    framework_behavior: str = ""
+    fix: str = ""
+    fix_plan: Fix | None = None
+    path: str | None = None
+    related: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "code": self.code,
+            "name": self.name,
+            "severity": str(self.severity),
+            "subject": self.subject,
+            "message": self.message,
+            "expected": _jsonable(self.expected),
+            "found": _jsonable(self.found),
+            "framework_behavior": self.framework_behavior,
+            "fix": self.fix,
+        }
+        if self.fix_plan is not None:
+            out["fix_plan"] = self.fix_plan.to_json()
+        if self.path is not None:
+            out["path"] = self.path
+        if self.related:
+            out["related"] = list(self.related)
+        if self.details:
+            out["details"] = _jsonable(self.details)
+        return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def sort_key(diag: Diagnostic) -> tuple[int, str, str]:
+    """Most important first: severity, then code, then subject."""
+    return (-int(diag.severity), diag.code, diag.subject)

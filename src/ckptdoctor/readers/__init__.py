@@ -1,0 +1,57 @@
+"""Readers: file -> Snapshot. Pure Python + numpy + h5py. They never execute file content.
+
+``read(path)`` reads one file; ``read_path(path)`` also walks folders. Each format's reader lives in its
+own module and is imported only when a file of that format is met, so that reading one safetensors
+header does not import h5py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+from ckptdoctor.errors import InputError
+from ckptdoctor.readers.sniff import sniff
+from ckptdoctor.rules import file_format as F
+from ckptdoctor.snapshot import Snapshot
+
+# format -> module in ckptdoctor.readers that defines ``read(path: str, fmt: str) -> Snapshot``
+READERS: dict[str, str] = {
+    "torch-zip": "torch_zip",
+    "torchscript": "torch_zip",
+    "torch-legacy": "torch_legacy",
+    "torch-tar": "torch_legacy",
+    "pickle": "pickle_file",
+    "safetensors": "safetensors",
+    "keras-v3": "keras_v3",
+    "hdf5": "keras_h5",
+    "npy": "numpy_files",
+    "npz": "numpy_files",
+}
+
+
+def read(path: str | os.PathLike[str]) -> Snapshot:
+    """Read one model file into a Snapshot, without executing anything from it."""
+    path = os.fspath(path)
+    fmt = sniff(path)
+    module = importlib.import_module(f"ckptdoctor.readers.{READERS[fmt]}")
+    snap: Snapshot = module.read(path, fmt)
+    if snap.file_size is None:
+        snap.file_size = os.path.getsize(path)
+    return snap
+
+
+def read_path(path: str | os.PathLike[str]) -> list[Snapshot]:
+    """Read a file, or every model file in a folder (sharded safetensors sets as one snapshot each)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(F.PATH_NOT_FOUND.code, "no such file or directory", path)
+    if os.path.isdir(path):
+        from ckptdoctor.readers.folder import read_folder
+
+        snaps = read_folder(path)
+        if not snaps:
+            raise InputError(F.NO_MODELS.code, "the folder holds no model file ckptdoctor can read", path,
+                             "pass the folder with *.safetensors, *.bin, *.pt, *.keras or *.h5 files")
+        return snaps
+    return [read(path)]

@@ -1,0 +1,129 @@
+"""Recognise a file's format from its content (magic bytes and structure), never by extension alone."""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+import zipfile
+
+from ckptdoctor.errors import InputError
+from ckptdoctor.rules import file_format as F
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+NUMPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+# torch legacy: a protocol-2 pickle of the LONG1 MAGIC_NUMBER 0x1950a86a20f9469cfc6c
+TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+LFS_PREFIX = b"version https://git-lfs.github.com/spec/"
+_HEAD = 4096
+
+
+def read_head(path: str, size: int = _HEAD) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError as exc:
+        raise InputError(F.UNREADABLE.code, f"cannot read: {exc.strerror or exc}", path) from None
+
+
+def check_regular_file(path: str) -> int:
+    """The file's size; raises InputError for a missing, special or empty file."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(F.PATH_NOT_FOUND.code, "no such file or directory", path) from None
+    except OSError as exc:
+        raise InputError(F.UNREADABLE.code, f"cannot stat: {exc.strerror or exc}", path) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(F.UNREADABLE.code, "not a regular file", path)
+    if st.st_size == 0:
+        raise InputError(F.EMPTY_FILE.code, "the file is empty (0 bytes): the save or download did not finish",
+                         path, "save or download it again")
+    return st.st_size
+
+
+def sniff(path: str) -> str:
+    """The format name of a file. Raises InputError (F family) when it is not a model file.
+
+    Formats: torch-zip, torchscript, keras-v3, npz, zip (other), hdf5, npy, torch-legacy, torch-tar,
+    pickle, safetensors.
+    """
+    size = check_regular_file(path)
+    head = read_head(path)
+
+    if head.startswith(ZIP_MAGICS):
+        return _sniff_zip(path)
+    if head.startswith(HDF5_MAGIC) or _hdf5_with_userblock(path, size):
+        return "hdf5"
+    if head.startswith(NUMPY_MAGIC):
+        return "npy"
+    if head.startswith(TORCH_LEGACY_MAGIC):
+        return "torch-legacy"
+    if len(head) > 262 and head[257:262] == b"ustar":
+        return "torch-tar"
+    if head.startswith(LFS_PREFIX):
+        raise InputError(F.LFS_POINTER.code, "this is a git-lfs pointer file, not the weights", path,
+                         "run `git lfs pull` in the clone, or download the file itself")
+    stripped = head.lstrip().lower()
+    if stripped.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
+        raise InputError(F.HTML_PAGE.code, "this is an HTML page saved instead of the weights", path,
+                         "download the file again with its direct link")
+    if _looks_like_safetensors(head):
+        return "safetensors"
+    if _looks_like_pickle(head):
+        return "pickle"
+    if len(head) >= 8 and head[8:9] == b"{":
+        return "safetensors"  # a header we will reject with a precise reason
+    raise InputError(F.NOT_A_MODEL.code, f"unrecognised content (starts with {head[:16]!r})", path,
+                     "formats are recognised by content: is this the file you meant?")
+
+
+def _sniff_zip(path: str) -> str:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(F.TRUNCATED_FILE.code, f"the zip archive is damaged or truncated ({exc})", path,
+                         "download or save it again") from None
+    roots = {n.split("/", 1)[0] for n in names}
+    if "config.json" in names and "metadata.json" in names:
+        return "keras-v3"
+    if any(n.endswith("/constants.pkl") or n == "constants.pkl" for n in names) and any(
+        n.endswith("/code/") or "/code/" in n for n in names
+    ):
+        return "torchscript"
+    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        return "torch-zip"
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz"
+    if any(n.endswith("/constants.pkl") for n in names):
+        return "torchscript"
+    raise InputError(F.NOT_A_MODEL.code,
+                     f"a zip archive, but not a PyTorch, Keras or NumPy one (top entries: {sorted(roots)[:5]})",
+                     path)
+
+
+def _hdf5_with_userblock(path: str, size: int) -> bool:
+    offset = 512
+    while offset < min(size, 1 << 20):
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            if fh.read(8) == HDF5_MAGIC:
+                return True
+        offset *= 2
+    return False
+
+
+def _looks_like_safetensors(head: bytes) -> bool:
+    if len(head) < 10:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return n > 1 and head[8:9] == b"{"
+
+
+def _looks_like_pickle(head: bytes) -> bool:
+    if head[:1] == b"\x80" and len(head) > 1 and 0 <= head[1] <= 5:
+        return True
+    # protocol 0/1 pickles start with an opcode such as MARK '(', EMPTY_DICT '}', EMPTY_LIST ']', GLOBAL 'c'
+    return head[:1] in (b"(", b"}", b"]", b"c") and (b"." in head[-64:] or len(head) < _HEAD)

@@ -1,0 +1,1 @@
+"""Renderers: text (rich), JSON (the contract in DESIGN.md) and SARIF 2.1.0."""

@@ -1,0 +1,134 @@
+"""Rendering of ``inspect``: a JSON object per the contract, or a rich table grouped by layer."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Any
+
+from ckptdoctor.report.json_report import envelope
+from ckptdoctor.report.text import console, human_bytes, render_diagnostics
+from ckptdoctor.snapshot import Snapshot, TensorInfo
+
+
+def inspect_json(path: str, snaps: list[Snapshot], stats: dict[tuple[str, str], Any]) -> dict[str, Any]:
+    files = []
+    for snap in snaps:
+        item = snap.to_json()
+        if stats:
+            for tj in item["tensors"]:
+                st = stats.get((snap.path, tj["name"]))
+                tj["values"] = st.to_json() if st is not None else None
+        files.append(item)
+    single = files[0] if len(files) == 1 else None
+    subject = {"path": os.fspath(path), "kind": "folder" if os.path.isdir(path) else "file"}
+    diagnostics = [d for s in snaps for d in s.diagnostics]
+    frameworks = sorted({s.framework for s in snaps})
+    tensors: list[dict[str, Any]] = []
+    for f in files:
+        for tj in f["tensors"]:
+            tensors.append(tj if single else {**tj, "file": f["path"]})
+    return envelope(
+        subject,
+        diagnostics,
+        format=single["format"] if single else "folder",
+        framework=frameworks[0] if len(frameworks) == 1 else "mixed",
+        framework_version=single["framework_version"] if single else None,
+        tensors=tensors,
+        files=files,
+    )
+
+
+def group_name(name: str) -> str:
+    """The layer/module a tensor belongs to: its name without the last component."""
+    for sep in ("/", "."):
+        if sep in name:
+            return name.rsplit(sep, 1)[0]
+    return ""
+
+
+def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, verbose: bool = False) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    for snap in snaps:
+        version = f" {snap.framework_version}" if snap.framework_version else ""
+        out.print(f"[bold]{escape(snap.path)}[/bold]")
+        out.print(f"  format: [cyan]{snap.format}[/cyan]   framework: {snap.framework}{escape(version)}   "
+                  f"size: {human_bytes(snap.file_size)}")
+        out.print(f"  tensors: {len(snap.tensors)}   parameters: {snap.parameter_count:,}   "
+                  + "   ".join(f"{dt}: {human_bytes(n)}" for dt, n in snap.bytes_per_dtype().items()))
+        for key in ("model_class", "saved_by", "keras_version", "backend"):
+            if key in snap.metadata:
+                out.print(f"  {key}: {escape(str(snap.metadata[key]))}")
+        if snap.tensors:
+            table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+            table.add_column("layer" if not verbose else "tensor")
+            table.add_column("shape(s)")
+            table.add_column("dtype")
+            table.add_column("params", justify="right")
+            table.add_column("bytes", justify="right")
+            if stats:
+                table.add_column("min / max / mean / std")
+                table.add_column("NaN/Inf", justify="right")
+            for label, tensors in _rows(snap.tensors, verbose):
+                row = [escape(label or "(root)"),
+                       escape(", ".join(_shape(t) for t in tensors)),
+                       ", ".join(sorted({t.dtype for t in tensors})),
+                       f"{sum(t.numel for t in tensors):,}",
+                       human_bytes(sum(t.nbytes for t in tensors))]
+                if stats:
+                    row.extend(_stat_cells([stats.get((snap.path, t.name)) for t in tensors]))
+                table.add_row(*row)
+            out.print(table)
+        if snap.structure is not None and not isinstance(snap.structure, str):
+            out.print("  structure: " + escape(_structure_summary(snap.structure)))
+        custom = [c for c in snap.classes if not c.builtin]
+        if snap.classes:
+            out.print(f"  classes: {len(snap.classes)} referenced, {len(custom)} not from the framework")
+            for c in custom:
+                mod = f"{c.module}." if c.module else ""
+                reg = f" (registered as {c.registered_name})" if c.registered_name and c.registered_name != c.name else ""
+                out.print(f"    {escape(mod + c.name)}{escape(reg)}  [dim]{escape(c.path)}[/dim]")
+        if snap.globals:
+            names = sorted({g.qualname for g in snap.globals})
+            out.print(f"  globals: {escape(', '.join(names))}")
+        out.print()
+    render_diagnostics(out, [d for s in snaps for d in s.diagnostics], verbose=verbose)
+
+
+def _rows(tensors: list[TensorInfo], verbose: bool) -> list[tuple[str, list[TensorInfo]]]:
+    if verbose:
+        return [(t.name, [t]) for t in tensors]
+    groups: OrderedDict[str, list[TensorInfo]] = OrderedDict()
+    for t in tensors:
+        groups.setdefault(group_name(t.name), []).append(t)
+    return list(groups.items())
+
+
+def _shape(t: TensorInfo) -> str:
+    return "(" + ", ".join(str(d) for d in t.shape) + ")"
+
+
+def _stat_cells(items: list[Any]) -> list[str]:
+    present = [s for s in items if s is not None]
+    if not present:
+        return ["-", "-"]
+    if len(present) == 1:
+        s = present[0]
+        text = "-" if s.min is None else f"{s.min:.4g} / {s.max:.4g} / {s.mean:.4g} / {s.std:.4g}"
+        return [text, f"{s.nan}/{s.inf}"]
+    return [f"{len(present)} tensors (use -v)", f"{sum(s.nan for s in present)}/{sum(s.inf for s in present)}"]
+
+
+def _structure_summary(structure: Any, depth: int = 0) -> str:
+    if isinstance(structure, dict):
+        if depth >= 2:
+            return "{…}"
+        parts = [f"{k}: {_structure_summary(v, depth + 1)}" for k, v in list(structure.items())[:12]]
+        more = ", …" if len(structure) > 12 else ""
+        return "{" + ", ".join(parts) + more + "}"
+    if isinstance(structure, list):
+        return f"[{len(structure)} items]"
+    return str(structure)

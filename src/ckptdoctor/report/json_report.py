@@ -1,0 +1,32 @@
+"""The JSON contract: one object with ``tool``, ``subject`` and ``diagnostics`` (fields are only ever added)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ckptdoctor._version import __version__
+from ckptdoctor.diagnostics import Diagnostic, Severity, sort_key
+
+
+def tool_info() -> dict[str, str]:
+    return {"name": "ckptdoctor", "version": __version__}
+
+
+def summary(diagnostics: Iterable[Diagnostic]) -> dict[str, int]:
+    counts = {str(s): 0 for s in (Severity.ERROR, Severity.WARNING, Severity.INFO)}
+    for d in diagnostics:
+        counts[str(d.severity)] += 1
+    return counts
+
+
+def envelope(subject: dict[str, Any], diagnostics: Iterable[Diagnostic], **extra: Any) -> dict[str, Any]:
+    diags = sorted(diagnostics, key=sort_key)
+    out: dict[str, Any] = {
+        "tool": tool_info(),
+        "subject": subject,
+        "diagnostics": [d.to_json() for d in diags],
+        "summary": summary(diags),
+    }
+    out.update(extra)
+    return out

@@ -1,0 +1,62 @@
+"""Text rendering of diagnostics with rich: the most important finding first, each with its fix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ckptdoctor.diagnostics import Diagnostic, Severity, sort_key
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+
+
+def console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def render_diagnostics(out: Console, diagnostics: Iterable[Diagnostic], *, verbose: bool = False) -> None:
+    from rich.markup import escape
+
+    diags = sorted(diagnostics, key=sort_key)
+    if not diags:
+        out.print("[green]No findings.[/green]")
+        return
+    for d in diags:
+        style = STYLE[d.severity]
+        subject = f" [bold]{escape(d.subject)}[/bold]:" if d.subject else ""
+        out.print(f"[{style}]{d.severity}[{d.code}][/{style}] [dim]{d.name}[/dim]{subject} {escape(d.message)}")
+        if d.expected is not None or d.found is not None:
+            out.print(f"    expected: {escape(_short(d.expected))}   found: {escape(_short(d.found))}")
+        if d.framework_behavior:
+            out.print(f"    [dim]on load:[/dim] {escape(d.framework_behavior)}")
+        if d.fix:
+            out.print(f"    [green]fix:[/green] {escape(d.fix)}")
+        if verbose and d.details:
+            for key, value in d.details.items():
+                out.print(f"    [dim]{escape(str(key))}:[/dim] {escape(_short(value, 400))}")
+    counts = {s: sum(1 for d in diags if d.severity == s) for s in Severity}
+    out.print(
+        f"\n{counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), {counts[Severity.INFO]} info. "
+        "Run `ckptdoctor explain CODE` for details."
+    )
+
+
+def _short(value: object, limit: int = 160) -> str:
+    text = "-" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,120 @@
+"""Every diagnostic code is a ``Rule`` declared beside the code that emits it.
+
+A rule carries its own documentation (what it means, why it happens, what the framework does, an
+example, the fix), which ``ckptdoctor explain CODE`` prints. Codes never change meaning once released.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import textwrap
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ckptdoctor.diagnostics import Diagnostic, Fix, Severity
+
+if TYPE_CHECKING:
+    from ckptdoctor.snapshot import Snapshot
+
+_RULES: dict[str, Rule] = {}
+FAMILIES = {
+    "A": "architecture",
+    "C": "custom objects and serialisability",
+    "D": "dtypes and storage",
+    "S": "security (code the file would execute)",
+    "F": "file format and I/O",
+    "W": "a known library message, explained",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    severity: Severity
+    summary: str
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        existing = _RULES.get(self.code)
+        if existing is not None and existing.name != self.name:
+            raise RuntimeError(f"rule code {self.code} declared twice ({existing.name}, {self.name})")
+        _RULES[self.code] = self
+
+    def diag(
+        self,
+        message: str,
+        *,
+        subject: str = "",
+        expected: Any = None,
+        found: Any = None,
+        framework_behavior: str = "",
+        fix: str = "",
+        fix_plan: Fix | None = None,
+        severity: Severity | None = None,
+        path: str | None = None,
+        related: list[str] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Diagnostic:
+        return Diagnostic(
+            code=self.code,
+            name=self.name,
+            severity=severity if severity is not None else self.severity,
+            message=message,
+            subject=subject,
+            expected=expected,
+            found=found,
+            framework_behavior=framework_behavior,
+            fix=fix,
+            fix_plan=fix_plan,
+            path=path,
+            related=list(related or []),
+            details=dict(details or {}),
+        )
+
+    def documentation(self) -> str:
+        head = f"{self.code} {self.name} ({self.severity}, {FAMILIES.get(self.code[0], '?')})"
+        body = textwrap.dedent(self.doc).strip()
+        return f"{head}\n\n{self.summary}\n\n{body}\n" if body else f"{head}\n\n{self.summary}\n"
+
+
+def load_all() -> dict[str, Rule]:
+    """Import every module of ``ckptdoctor.rules`` (and the catalog) so that all rules are declared."""
+    import ckptdoctor.rules as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name != "registry":
+            importlib.import_module(f"ckptdoctor.rules.{info.name}")
+    try:
+        importlib.import_module("ckptdoctor.catalog")
+    except ImportError:  # the catalog is optional while it is being built
+        pass
+    return dict(sorted(_RULES.items()))
+
+
+def get(code: str) -> Rule | None:
+    code = code.strip().upper()
+    if code not in _RULES:
+        load_all()
+    return _RULES.get(code)
+
+
+# Checks that need only a Snapshot (no model): run by ``inspect`` and ``check`` on every file read.
+SnapshotCheck = Callable[["Snapshot"], list[Diagnostic]]
+_SNAPSHOT_CHECKS: list[SnapshotCheck] = []
+
+
+def snapshot_check(func: SnapshotCheck) -> SnapshotCheck:
+    """Declare a function (Snapshot) -> list[Diagnostic] that runs on every file read."""
+    _SNAPSHOT_CHECKS.append(func)
+    return func
+
+
+def run_snapshot_checks(snapshot: Snapshot) -> list[Diagnostic]:
+    load_all()
+    found: list[Diagnostic] = []
+    for check in _SNAPSHOT_CHECKS:
+        found.extend(check(snapshot))
+    return found

@@ -1,0 +1,50 @@
+"""Value passes over tensors: statistics computed tensor by tensor, so peak memory is one tensor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ckptdoctor.snapshot import TensorInfo
+
+
+@dataclass
+class TensorStats:
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    nan: int
+    inf: int
+    zeros: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"min": self.min, "max": self.max, "mean": self.mean, "std": self.std,
+                "nan": self.nan, "inf": self.inf, "zeros": self.zeros}
+
+
+def as_float_array(values: Any) -> Any:
+    """float64 view of any numeric array (bfloat16/float8 via ml_dtypes; complex as magnitude)."""
+    import numpy as np
+
+    if values.dtype.kind == "c":
+        return np.abs(values).astype(np.float64)
+    if values.dtype.kind == "V":  # opaque bytes: no numeric meaning
+        raise ValueError("opaque dtype")
+    return values.astype(np.float64)
+
+
+def tensor_stats(tensor: TensorInfo) -> TensorStats:
+    import numpy as np
+
+    arr = as_float_array(tensor.read())
+    if arr.size == 0:
+        return TensorStats(None, None, None, None, 0, 0, 0)
+    nan = int(np.isnan(arr).sum())
+    inf = int(np.isinf(arr).sum())
+    finite = arr[np.isfinite(arr)] if (nan or inf) else arr
+    zeros = int((arr == 0).sum())
+    if finite.size == 0:
+        return TensorStats(None, None, None, None, nan, inf, zeros)
+    return TensorStats(float(finite.min()), float(finite.max()), float(finite.mean()), float(finite.std()),
+                       nan, inf, zeros)
