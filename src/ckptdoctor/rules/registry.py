@@ -9,14 +9,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import textwrap
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ckptdoctor.diagnostics import Diagnostic, Fix, Severity
 
 if TYPE_CHECKING:
     from ckptdoctor.snapshot import Snapshot
+    from ckptdoctor.spec import ModelSpec
 
 _RULES: dict[str, Rule] = {}
 FAMILIES = {
@@ -87,10 +88,7 @@ def load_all() -> dict[str, Rule]:
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.name != "registry":
             importlib.import_module(f"ckptdoctor.rules.{info.name}")
-    try:
-        importlib.import_module("ckptdoctor.catalog")
-    except ImportError:  # the catalog is optional while it is being built
-        pass
+    importlib.import_module("ckptdoctor.catalog")  # W rules: one per known library message
     return dict(sorted(_RULES.items()))
 
 
@@ -117,4 +115,24 @@ def run_snapshot_checks(snapshot: Snapshot) -> list[Diagnostic]:
     found: list[Diagnostic] = []
     for check in _SNAPSHOT_CHECKS:
         found.extend(check(snapshot))
+    return found
+
+
+# Checks that compare a file with the model's code: (Snapshot, ModelSpec) -> list[Diagnostic].
+# ``check`` runs every declared model check after its own name alignment.
+ModelCheck = Callable[["Snapshot", "ModelSpec"], list[Diagnostic]]
+_MODEL_CHECKS: list[ModelCheck] = []
+
+
+def model_check(func: ModelCheck) -> ModelCheck:
+    """Declare a function (Snapshot, ModelSpec) -> list[Diagnostic] that ``check`` runs."""
+    _MODEL_CHECKS.append(func)
+    return func
+
+
+def run_model_checks(snapshot: Snapshot, spec: ModelSpec) -> list[Diagnostic]:
+    load_all()
+    found: list[Diagnostic] = []
+    for check in _MODEL_CHECKS:
+        found.extend(check(snapshot, spec))
     return found

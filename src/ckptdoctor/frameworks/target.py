@@ -1,0 +1,87 @@
+"""Resolve a TARGET (``package.module:callable`` or ``path/to/file.py:callable``) and call it.
+
+This runs the user's own model code (that is the point of ``check --model``); it never runs code
+from a checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ckptdoctor.errors import UsageError
+
+
+def parse_model_args(text: str | None) -> tuple[list[Any], dict[str, Any]]:
+    """``--model-args`` JSON: an object gives keyword arguments, an array positional ones."""
+    if not text:
+        return [], {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--model-args is not valid JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
+    if isinstance(value, dict):
+        return [], value
+    if isinstance(value, list):
+        return value, {}
+    raise UsageError('--model-args must be a JSON object (keyword arguments) or array, e.g. \'{"vocab_size": 1000}\'')
+
+
+def resolve(target: str) -> Callable[..., Any]:
+    """The class or factory named by TARGET, imported the way the user's own code would import it."""
+    if ":" not in target:
+        raise UsageError(f"--model {target!r}: expected 'package.module:callable' or 'path/to/file.py:callable'")
+    where, _, attr = target.rpartition(":")
+    if not where or not attr:
+        raise UsageError(f"--model {target!r}: expected 'package.module:callable' or 'path/to/file.py:callable'")
+    module = _import_file(where) if where.endswith(".py") or os.sep in where else _import_module(where)
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            names = sorted(n for n in dir(module) if not n.startswith("_"))
+            raise UsageError(f"--model {target!r}: {where} has no attribute {attr!r} "
+                             f"(it defines: {', '.join(names[:20])})") from None
+    if not callable(obj):
+        raise UsageError(f"--model {target!r}: {attr} is not a class or a function")
+    return obj
+
+
+def _import_module(name: str) -> Any:
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import {name!r}: {exc}") from None
+
+
+def _import_file(path: str) -> Any:
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise UsageError(f"--model: no such file {path!r}")
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)  # so the file can import its neighbours, as when run as a script
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = f"_ckptdoctor_target_{stem}_{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"--model: cannot import {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise UsageError(f"--model: importing {path} raised {type(exc).__name__}: {exc}") from None
+    return module
