@@ -1,0 +1,249 @@
+"""PyTorch zip checkpoints (``torch.save`` since 1.6) and TorchScript archives, read without torch.
+
+Layout: ``<archive>/data.pkl`` (the object, tensors as persistent ids naming storages),
+``<archive>/data/<key>`` (raw storage bytes), ``byteorder``, ``.format_version``, ``version``.
+``<archive>`` is whatever folder name the first entry uses. TorchScript archives add ``code/``,
+``constants.pkl`` (storages under ``constants/``) and name ``__torch__.*`` classes in data.pkl.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import zipfile
+from typing import TYPE_CHECKING, Any
+
+from ckptdoctor.errors import InputError
+from ckptdoctor.readers import pickle_vm
+from ckptdoctor.readers.pickle_objects import Walker, storage_nbytes_of, tensor_info
+from ckptdoctor.rules import file_format as F
+from ckptdoctor.snapshot import GlobalRef, Snapshot, TensorInfo
+
+if TYPE_CHECKING:
+    import numpy as np
+
+MAX_PICKLE_BYTES = 1 << 31  # a data.pkl larger than this is not a checkpoint we should hold in memory
+
+
+def read(path: str, fmt: str) -> Snapshot:
+    size = os.path.getsize(path)
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(F.TRUNCATED_FILE.code, f"the zip archive is damaged or truncated ({exc})", path,
+                         "download or save it again") from None
+    with zf:
+        archive = ZipArchive(path, zf, size)
+        snap = Snapshot(path=path, format=fmt, framework="pytorch", file_size=size)
+        archive.fill(snap)
+    return snap
+
+
+class ZipArchive:
+    def __init__(self, path: str, zf: zipfile.ZipFile, size: int) -> None:
+        self.path = path
+        self.zf = zf
+        self.size = size
+        infos = zf.infolist()
+        if not infos:
+            raise InputError(F.CORRUPT_HEADER.code, "the zip archive holds no files", path)
+        first = infos[0].filename
+        if "/" not in first:
+            raise InputError(F.CORRUPT_HEADER.code, f"file in archive is not in a subdirectory: {first}", path)
+        self.prefix = first.split("/", 1)[0]
+        self.members = {i.filename: i for i in infos}
+
+    def member(self, name: str) -> zipfile.ZipInfo | None:
+        return self.members.get(f"{self.prefix}/{name}")
+
+    def small_text(self, name: str) -> str | None:
+        info = self.member(name)
+        if info is None or info.file_size > 4096:
+            return None
+        return self.zf.read(info).decode("utf-8", "replace").strip()
+
+    def read_pickle(self, name: str) -> bytes:
+        info = self.member(name)
+        if info is None:
+            raise InputError(F.CORRUPT_HEADER.code, f"zip member {self.prefix}/{name} is missing", self.path)
+        if info.file_size > MAX_PICKLE_BYTES or (info.compress_type == zipfile.ZIP_STORED and info.file_size > self.size):
+            raise InputError(F.CORRUPT_HEADER.code, f"{name} declares {info.file_size:,} bytes", self.path)
+        try:
+            return self.zf.read(info)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise InputError(F.TRUNCATED_FILE.code, f"cannot read {name} from the archive ({exc})", self.path,
+                             "download or save it again") from None
+
+    def payload_offset(self, info: zipfile.ZipInfo) -> int:
+        """Where a stored member's bytes start in the file (local header + name + extra)."""
+        with open(self.path, "rb") as fh:
+            fh.seek(info.header_offset)
+            header = fh.read(30)
+        if len(header) < 30 or header[:4] != b"PK\x03\x04":
+            raise InputError(F.CORRUPT_HEADER.code, f"bad local header for {info.filename}", self.path)
+        name_len, extra_len = struct.unpack("<HH", header[26:30])
+        return info.header_offset + 30 + name_len + extra_len
+
+    def storage_reader(self, folder: str, key: str, nbytes: int) -> Any:
+        """A function returning the storage's bytes as a flat uint8 array (memmap when stored)."""
+        info = self.member(f"{folder}/{key}")
+        if info is None:
+            raise InputError(F.CORRUPT_HEADER.code,
+                             f"zip member {self.prefix}/{folder}/{key} is missing (a tensor's storage)", self.path,
+                             "the file is damaged: save or download it again")
+        if info.file_size < nbytes:
+            raise InputError(F.CORRUPT_HEADER.code,
+                             f"storage {folder}/{key} holds {info.file_size:,} bytes but its tensors need {nbytes:,}",
+                             self.path)
+        path = self.path
+        if info.compress_type == zipfile.ZIP_STORED:
+            # cheap bound now (no extra read per storage); the exact payload offset when values are read
+            if info.header_offset + 30 + len(info.filename) + info.file_size > self.size:
+                raise InputError(F.TRUNCATED_FILE.code, f"storage {folder}/{key} runs past the end of the file",
+                                 path, "download or save it again")
+
+            def load_stored() -> np.ndarray:
+                import numpy as np
+
+                if info.file_size == 0:
+                    return np.zeros(0, dtype=np.uint8)
+                offset = self.payload_offset(info)
+                if offset + info.file_size > self.size:
+                    raise ValueError(f"storage {folder}/{key} runs past the end of the file")
+                return np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=(info.file_size,))
+
+            return load_stored
+
+        def load_compressed() -> np.ndarray:
+            import numpy as np
+
+            with zipfile.ZipFile(path) as zf, zf.open(info) as fh:
+                data = fh.read(nbytes)  # bounded: never more than the tensors need
+            return np.frombuffer(data, dtype=np.uint8)
+
+        return load_compressed
+
+    # ---- the snapshot ------------------------------------------------------------------------------
+    def fill(self, snap: Snapshot) -> None:
+        byteorder = self.small_text("byteorder") or "little"
+        meta: dict[str, Any] = {"archive": self.prefix, "byteorder": byteorder}
+        for key, name in (("format_version", ".format_version"), ("archive_version", "version"),
+                          ("storage_alignment", ".storage_alignment")):
+            value = self.small_text(name) or self.small_text(f".data/{name}" if name == "version" else name)
+            if value is not None:
+                meta[key] = value
+        torchscript = snap.format == "torchscript" or self.member("constants.pkl") is not None
+        if torchscript:
+            snap.format = "torchscript"
+        members = _TorchScriptCode(self) if torchscript else None
+        walker = Walker(torchscript_members=members.members if members else None)
+        all_globals: dict[GlobalRef, pickle_vm.GlobalUse] = {}
+        opcodes: dict[str, int] = {}
+        protocols: set[int] = set()
+        storages: dict[tuple[str, str], pickle_vm.StorageRef] = {}
+        folders: list[str] = []  # the storage folder of each walked tensor, in order
+        model_class: str | None = None
+
+        sources = [("data.pkl", "data", "")]
+        if torchscript:
+            sources.append(("constants.pkl", "constants", "constants"))
+        for pkl, folder, root in sources:
+            if pkl == "constants.pkl" and self.member(pkl) is None:
+                continue
+            result = run_pickle(self.read_pickle(pkl), self.path, pkl)
+            protocols.add(result.protocol)
+            for g, use in result.globals.items():
+                all_globals.setdefault(g, pickle_vm.GlobalUse()).merge(use)
+            for name, n in result.opcodes.items():
+                opcodes[name] = opcodes.get(name, 0) + n
+            before = len(walker.out.tensors)
+            structure = walker.walk(result.value, root).structure
+            for _name, t, _meta in walker.out.tensors[before:]:
+                folders.append(folder)
+                if t.storage is not None:
+                    storages.setdefault((folder, t.storage.key), t.storage)
+            if pkl == "data.pkl":
+                snap.structure = structure
+                model_class = walker.out.model_class
+            else:
+                meta["constants"] = structure
+        walked = walker.out
+
+        readers: dict[tuple[str, str], Any] = {}
+        sizes: dict[tuple[str, str], int] = {}
+        for (folder, key), storage in storages.items():
+            need = storage_nbytes_of(storage)
+            # a tensor may reach further than the storage numel says only in a corrupt file
+            readers[(folder, key)] = self.storage_reader(folder, key, need)
+            sizes[(folder, key)] = need
+        tensors: list[TensorInfo] = []
+        for (name, t, tmeta), folder in zip(walked.tensors, folders, strict=True):
+            skey = (folder, t.storage.key) if t.storage is not None else None
+            reader = readers.get(skey) if skey else None
+            info = tensor_info(name, t, tmeta, reader, sizes.get(skey) if skey else None, byteorder)
+            if folder == "constants" and info.storage is not None:
+                info.storage = f"constants/{info.storage}"
+            tensors.append(info)
+        snap.tensors = tensors
+        snap.classes = list(walked.classes.values())
+        snap.globals = list(all_globals)
+        meta["pickle_protocol"] = max(protocols) if protocols else None
+        meta["pickle_globals"] = {g.qualname: {"count": u.count, "uses": sorted(u.uses)}
+                                  for g, u in all_globals.items()}
+        meta["pickle_opcodes"] = sorted(opcodes)
+        if walked.truncated:
+            meta["structure_truncated"] = True
+        if model_class is not None:
+            meta["model_class"] = model_class
+        if torchscript and members is not None:
+            meta["torchscript"] = {
+                "code_files": members.code_files,
+                "note": "TorchScript archive (torch.jit.save): load it with torch.jit.load, not torch.load; "
+                        "tensors are listed from data.pkl and constants.pkl",
+            }
+            meta["saved_by"] = "torch.jit.save"
+        else:
+            meta["saved_by"] = "torch.save"
+        snap.metadata.update(meta)
+
+
+def run_pickle(data: bytes, path: str, what: str) -> pickle_vm.PickleResult:
+    try:
+        return pickle_vm.load(data)
+    except pickle_vm.PickleError as exc:
+        code = F.TRUNCATED_FILE.code if exc.code == "F103" else F.CORRUPT_HEADER.code
+        raise InputError(code, f"{what}: {exc}", path, "the file is damaged: save or download it again") from None
+
+
+class _TorchScriptCode:
+    """``__parameters__``/``__buffers__`` of each ``__torch__`` class, read from the archive's code files."""
+
+    _CLASS = re.compile(r"^class (\w+)\(", re.M)
+    _LIST = re.compile(r"^\s+__(parameters|buffers)__ = \[([^\]]*)\]", re.M)
+
+    def __init__(self, archive: ZipArchive) -> None:
+        self.archive = archive
+        prefix = f"{archive.prefix}/code/"
+        self.code_files = sorted(n[len(prefix):] for n in archive.members if n.startswith(prefix) and n.endswith(".py"))
+        self.cache: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
+
+    def members(self, qualname: str) -> tuple[list[str], list[str]] | None:
+        module, _, cls = qualname.rpartition(".")
+        classes = self.cache.get(module)
+        if classes is None:
+            classes = self.cache[module] = self._parse(module)
+        return classes.get(cls)
+
+    def _parse(self, module: str) -> dict[str, tuple[list[str], list[str]]]:
+        info = self.archive.member("code/" + module.replace(".", "/") + ".py")
+        if info is None or info.file_size > 4 << 20:
+            return {}
+        text = self.archive.zf.read(info).decode("utf-8", "replace")
+        out: dict[str, tuple[list[str], list[str]]] = {}
+        starts = [(m.start(), m.group(1)) for m in self._CLASS.finditer(text)]
+        for i, (start, name) in enumerate(starts):
+            body = text[start:starts[i + 1][0] if i + 1 < len(starts) else len(text)]
+            lists = {k: re.findall(r'"([^"]*)"', v) for k, v in self._LIST.findall(body)}
+            out[name] = (lists.get("parameters", []), lists.get("buffers", []))
+        return out

@@ -1,0 +1,151 @@
+"""Files that would run code if unpickled: inspect must report them and must not run them."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from ckptdoctor.inspection import inspect
+from ckptdoctor.readers import read
+from ckptdoctor.rules import security
+
+torch = pytest.importorskip("torch")
+
+CLI = [sys.executable, "-m", "ckptdoctor.cli"]
+
+
+class Shell:
+    """Unpickling this runs a shell command."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+class OpenFile:
+    """Unpickling this creates a file through builtins.open."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (builtins.open, (str(self.target), "w"))
+
+
+class Config:
+    def __init__(self) -> None:
+        self.lr = 0.1
+
+
+@pytest.fixture()
+def payloads(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
+    """name -> (malicious file, the file it would create if unpickled)."""
+    out = {}
+    for name, cls in (("shell", Shell), ("open", OpenFile)):
+        target = tmp_path / f"pwned_{name}"
+        pkl = tmp_path / f"{name}.pkl"
+        pkl.write_bytes(pickle.dumps({"weights": [1.0, 2.0], "x": cls(target)}, protocol=2))
+        out[f"{name}-pickle"] = (pkl, target)
+        target_pt = tmp_path / f"pwned_{name}_pt"
+        pt = tmp_path / f"{name}.pt"
+        torch.save({"w": torch.ones(2), "x": cls(target_pt)}, pt)
+        out[f"{name}-torch"] = (pt, target_pt)
+    return out
+
+
+@pytest.mark.parametrize("name", ["shell-pickle", "open-pickle", "shell-torch", "open-torch"])
+def test_inspect_reports_and_never_executes(payloads: dict[str, tuple[Path, Path]], name: str) -> None:
+    path, target = payloads[name]
+    proc = subprocess.run([*CLI, "inspect", str(path), "--format", "json"], capture_output=True, text=True,
+                          check=False)
+    assert not target.exists(), "inspect executed the payload"
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    s101 = [d for d in report["diagnostics"] if d["code"] == "S101"]
+    assert s101, report["diagnostics"]
+    expected_name = "system" if name.startswith("shell") else "open"
+    assert any(d["subject"].endswith("." + expected_name) for d in s101)
+    assert all(d["severity"] == "error" for d in s101)
+    # the real unpickler would indeed have run it: proves the fixture is live
+    if name.endswith("pickle"):
+        with open(path, "rb") as fh:
+            obj = pickle.load(fh)
+        if hasattr(obj["x"], "close"):
+            obj["x"].close()
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.load(path, weights_only=False)
+    assert target.exists()
+
+
+def test_weights_only_refusal_is_predicted(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "ckpt.pt"
+    torch.save({"model": {"w": torch.ones(2)}, "cfg": Config(), "arr": np.arange(3), "best": np.float64(0.5)}, path)
+    with pytest.raises(pickle.UnpicklingError) as info:
+        torch.load(path, weights_only=True)
+    snap = inspect(path)[0]
+    s103 = [d for d in snap.diagnostics if d.code == "S103"]
+    assert len(s103) == 1
+    first_blocked = str(info.value).split("GLOBAL ")[1].split(" ")[0]
+    assert first_blocked in s103[0].details["globals"]
+    assert "add_safe_globals" in s103[0].fix
+    c201 = [d for d in snap.diagnostics if d.code == "C201"]
+    assert [d.subject for d in c201] == [f"{__name__}.Config"]
+    assert not [d for d in snap.diagnostics if d.code == "S101"]
+
+
+def test_state_dict_is_clean(tmp_path: Path) -> None:
+    path = tmp_path / "sd.pt"
+    torch.save(torch.nn.Linear(2, 3).state_dict(), path)
+    torch.load(path, weights_only=True)  # torch agrees it is safe
+    snap = inspect(path)[0]
+    assert not [d for d in snap.diagnostics if d.code.startswith(("S", "C2"))]
+
+
+def test_protocol4_torch_save_predicted(tmp_path: Path) -> None:
+    path = tmp_path / "p4.pt"
+    torch.save({"w": torch.ones(2)}, path, pickle_protocol=4)
+    with pytest.raises(pickle.UnpicklingError) as info:
+        torch.load(path, weights_only=True)
+    assert "149" in str(info.value)
+    d = [d for d in inspect(path)[0].diagnostics if d.code == "S103"]
+    assert d and "frame" in d[0].details["opcodes"]
+
+
+def test_whole_module_names_class(tmp_path: Path) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    path = tmp_path / "whole.pt"
+    torch.save(model, path)
+    snap = read(path)
+    globals_ = {g.qualname for g in snap.globals}
+    assert "torch.nn.modules.container.Sequential" in globals_
+    # what torch itself says is unsafe is a subset of what we list
+    unsafe = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    assert unsafe <= globals_
+    d = security.check_weights_only(snap)
+    assert d and set(d[0].details["globals"]) >= unsafe
+
+
+def test_classify() -> None:
+    from ckptdoctor.snapshot import GlobalRef
+
+    assert security.is_dangerous(GlobalRef("posix", "system"))
+    assert security.is_dangerous(GlobalRef("subprocess", "Popen"))
+    assert security.is_dangerous(GlobalRef("builtins", "eval"))
+    assert not security.is_dangerous(GlobalRef("builtins", "set"))
+    assert security.is_known_safe(GlobalRef("torch._utils", "_rebuild_tensor_v2"))
+    assert security.is_known_safe(GlobalRef("torch", "float8_e4m3fn"))
+    assert not security.is_known_safe(GlobalRef("__main__", "Evil"))
