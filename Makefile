@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ckptdoctor-installed
 export KERAS_BACKEND := torch
-export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: demo test lint bench install clean
 

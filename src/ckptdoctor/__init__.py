@@ -23,7 +23,7 @@ _API: dict[str, str] = {
     "read": "ckptdoctor.readers:read",
     "check": "ckptdoctor.checking:check",
     "lint": "ckptdoctor.linting:lint",
-    "roundtrip": "ckptdoctor.roundtrip:roundtrip",
+    "roundtrip": "ckptdoctor.roundtripping:roundtrip",
     "explain": "ckptdoctor.catalog:explain",
     "watch": "ckptdoctor.watching:watch",
     "diff": "ckptdoctor.fixing.diff:diff",

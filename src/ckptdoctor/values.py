@@ -29,7 +29,8 @@ def as_float_array(values: Any) -> Any:
 
     if values.dtype.kind == "c":
         return np.abs(values).astype(np.float64)
-    if values.dtype.kind == "V":  # opaque bytes: no numeric meaning
+    # bfloat16/float8 from ml_dtypes report kind "V" too, but they are numbers
+    if values.dtype.kind == "V" and values.dtype.type.__module__ != "ml_dtypes":  # opaque bytes
         raise ValueError("opaque dtype")
     return values.astype(np.float64)
 

@@ -59,5 +59,8 @@ def handle_errors(func: F) -> F:
 def write_json(obj: Any) -> None:
     import json
 
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    # Indented for a terminal; compact when piped, because indentation forces json's pure-Python
+    # encoder, which for a few thousand tensors costs more than reading the whole file's header.
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(obj, indent=indent, ensure_ascii=False, default=str))
     sys.stdout.write("\n")

@@ -224,6 +224,10 @@ class _Machine:
         self.globals: dict[GlobalRef, GlobalUse] = {}
         self.opcodes: Counter[str] = Counter()
         self.inline_storages = 0
+        # globals interned by (module, name); their use records and rebuilders looked up by id
+        self.interned: dict[tuple[str, str], GlobalRef] = {}
+        self.use_by_id: dict[int, GlobalUse] = {}
+        self.rebuild_by_id: dict[int, Callable[[tuple[Any, ...]], Any]] = {}
 
     # ---- reading -------------------------------------------------------------------------------
     def fail(self, message: str, truncated: bool = False) -> PickleError:
@@ -320,37 +324,201 @@ class _Machine:
         g.uses.add(use)
 
     def mark_use(self, callable_: Any, use: str) -> None:
-        if isinstance(callable_, GlobalRef):
+        g = self.use_by_id.get(id(callable_))
+        if g is not None:  # an interned global: no dataclass hashing on the hot path
+            g.calls += 1
+            g.uses.add(use)
+        elif isinstance(callable_, GlobalRef):
             self.note_global(callable_, use)
+
+    def intern_global(self, module: str, name: str) -> GlobalRef:
+        """One GlobalRef object per (module, name): REDUCE then finds its use record and rebuilder by id."""
+        key = (module, name)
+        ref = self.interned.get(key)
+        if ref is None:
+            ref = self.interned[key] = GlobalRef(module, name)  # kept alive here, so ids stay unique
+            g = self.globals.get(ref)
+            if g is None:
+                g = self.globals[ref] = GlobalUse()
+            self.use_by_id[id(ref)] = g
+            handler = _REBUILDERS_BY_KEY.get(key)
+            if handler is not None:
+                self.rebuild_by_id[id(ref)] = handler
+        g = self.use_by_id[id(ref)]
+        g.references += 1
+        g.uses.add("reference")
+        return ref
 
     # ---- main loop -----------------------------------------------------------------------------
     def run(self) -> PickleResult:
-        dispatch = _TABLE
-        counts = [0] * 256
+        """The opcode loop. The opcodes a ``torch.save`` pickle is made of are inlined here, with the
+        machine state in locals; every other opcode goes through the dispatch table (state synced
+        around the call). Every length field is still checked against ``end`` before it is used."""
         data = self.data
-        while True:
-            if self.pos >= self.end:
-                raise self.fail("the pickle ends without a STOP opcode", truncated=True)
-            code = data[self.pos]
-            self.pos += 1
-            handler = dispatch[code]
-            if handler is None:
-                raise PickleError("F104", f"byte 0x{code:02x} is not a pickle opcode", self.pos - 1)
-            counts[code] += 1
-            if handler is _stop:
-                value = self.pop()
-                for c, n in enumerate(counts):
-                    if n:
-                        self.opcodes[_DISPATCH[c].__name__.lstrip("_")] += n
-                return PickleResult(value, self.pos, self.proto, self.globals, self.opcodes)
-            try:
-                handler(self)
-            except PickleError:
-                raise
-            except RecursionError:
-                raise self.fail("nesting too deep") from None
-            except (ValueError, TypeError, IndexError, KeyError, OverflowError, struct.error) as exc:
-                raise self.fail(f"malformed pickle ({type(exc).__name__}: {exc})") from None
+        end = self.end
+        pos = self.pos
+        stack = self.stack
+        metastack = self.metastack
+        memo = self.memo
+        counts = [0] * 256
+        table = _TABLE
+        use_by_id = self.use_by_id
+        rebuild_by_id = self.rebuild_by_id
+        persistent_load = self.persistent_load
+        u16 = _U16.unpack_from
+        u32 = _U32.unpack_from
+        i32 = _I32.unpack_from
+        try:
+            while True:
+                if pos >= end:
+                    raise self._fail_at(pos, "the pickle ends without a STOP opcode", truncated=True)
+                code = data[pos]
+                pos += 1
+                counts[code] += 1
+                # hot opcodes, most frequent first (LONG_BINPUT/BINGET/BININT1/MARK/... in torch pickles)
+                if code == 0x72:  # LONG_BINPUT
+                    if pos + 4 > end:
+                        raise self._fail_at(pos, "the pickle ends inside a 4-byte field", truncated=True)
+                    memo[u32(data, pos)[0]] = stack[-1]
+                    pos += 4
+                elif code == 0x68:  # BINGET
+                    if pos >= end:
+                        raise self._fail_at(pos, "the pickle ends inside a 1-byte field", truncated=True)
+                    key = data[pos]
+                    pos += 1
+                    try:
+                        stack.append(memo[key])
+                    except KeyError:
+                        raise self._fail_at(pos, f"memo key {key} used before it was stored") from None
+                elif code == 0x4B:  # BININT1
+                    if pos >= end:
+                        raise self._fail_at(pos, "the pickle ends inside a 1-byte field", truncated=True)
+                    stack.append(data[pos])
+                    pos += 1
+                elif code == 0x28:  # MARK
+                    metastack.append(stack)
+                    stack = []
+                elif code == 0x58:  # BINUNICODE
+                    if pos + 4 > end:
+                        raise self._fail_at(pos, "the pickle ends inside a 4-byte field", truncated=True)
+                    n = u32(data, pos)[0]
+                    pos += 4
+                    if n > end - pos:
+                        raise self._fail_at(pos, f"the pickle declares {n:,} bytes but only {end - pos:,} are left",
+                                            truncated=True)
+                    try:
+                        stack.append(str(data[pos:pos + n], "utf-8", "surrogatepass"))
+                    except UnicodeDecodeError:
+                        raise self._fail_at(pos, "invalid UTF-8 in a string") from None
+                    pos += n
+                elif code == 0x74:  # TUPLE
+                    if not metastack:
+                        raise self._fail_at(pos, "MARK expected but missing: the stream is not a valid pickle")
+                    items = tuple(stack)
+                    stack = metastack.pop()
+                    stack.append(items)
+                elif code == 0x85:  # TUPLE1
+                    stack[-1] = (stack[-1],)
+                elif code == 0x52:  # REDUCE
+                    args = stack.pop()
+                    func = stack[-1]
+                    fid = id(func)
+                    handler = rebuild_by_id.get(fid)
+                    if handler is not None and type(args) is tuple:
+                        g = use_by_id[fid]
+                        g.calls += 1
+                        g.uses.add("call")
+                        try:
+                            value = handler(args)
+                        except (TypeError, ValueError, IndexError, AttributeError, OverflowError):
+                            value = None
+                        stack[-1] = value if value is not None else Opaque(func, args)
+                    else:
+                        stack.append(args)
+                        self.pos, self.stack = pos, stack
+                        _reduce(self)
+                elif code == 0x51:  # BINPERSID
+                    stack[-1] = persistent_load(stack[-1])
+                elif code == 0x89:  # NEWFALSE
+                    stack.append(False)
+                elif code == 0x29:  # EMPTY_TUPLE
+                    stack.append(())
+                elif code == 0x71:  # BINPUT
+                    if pos >= end:
+                        raise self._fail_at(pos, "the pickle ends inside a 1-byte field", truncated=True)
+                    memo[data[pos]] = stack[-1]
+                    pos += 1
+                elif code == 0x94:  # MEMOIZE (protocol 4+)
+                    memo[len(memo)] = stack[-1]
+                elif code == 0x8C:  # SHORT_BINUNICODE
+                    if pos >= end:
+                        raise self._fail_at(pos, "the pickle ends inside a 1-byte field", truncated=True)
+                    n = data[pos]
+                    pos += 1
+                    if n > end - pos:
+                        raise self._fail_at(pos, f"the pickle declares {n:,} bytes but only {end - pos:,} are left",
+                                            truncated=True)
+                    try:
+                        stack.append(str(data[pos:pos + n], "utf-8", "surrogatepass"))
+                    except UnicodeDecodeError:
+                        raise self._fail_at(pos, "invalid UTF-8 in a string") from None
+                    pos += n
+                elif code == 0x86:  # TUPLE2
+                    b = stack.pop()
+                    stack[-1] = (stack[-1], b)
+                elif code == 0x4D:  # BININT2
+                    if pos + 2 > end:
+                        raise self._fail_at(pos, "the pickle ends inside a 2-byte field", truncated=True)
+                    stack.append(u16(data, pos)[0])
+                    pos += 2
+                elif code == 0x4A:  # BININT
+                    if pos + 4 > end:
+                        raise self._fail_at(pos, "the pickle ends inside a 4-byte field", truncated=True)
+                    stack.append(i32(data, pos)[0])
+                    pos += 4
+                elif code == 0x6A:  # LONG_BINGET
+                    if pos + 4 > end:
+                        raise self._fail_at(pos, "the pickle ends inside a 4-byte field", truncated=True)
+                    key = u32(data, pos)[0]
+                    pos += 4
+                    try:
+                        stack.append(memo[key])
+                    except KeyError:
+                        raise self._fail_at(pos, f"memo key {key} used before it was stored") from None
+                elif code == 0x88:  # NEWTRUE
+                    stack.append(True)
+                elif code == 0x4E:  # NONE
+                    stack.append(None)
+                elif code == 0x2E:  # STOP
+                    self.pos, self.stack = pos, stack
+                    value = self.pop()
+                    opcodes = self.opcodes
+                    for c, n in enumerate(counts):
+                        if n:
+                            opcodes[_OPCODE_NAMES[c]] += n
+                    return PickleResult(value, pos, self.proto, self.globals, opcodes)
+                else:
+                    handler = table[code]
+                    if handler is None:
+                        raise PickleError("F104", f"byte 0x{code:02x} is not a pickle opcode", pos - 1)
+                    # the cold path: hand the state to the machine, let the handler run, take it back
+                    self.pos, self.stack = pos, stack
+                    handler(self)
+                    pos, stack = self.pos, self.stack
+        except PickleError:
+            raise
+        except RecursionError:
+            raise self._fail_at(pos, "nesting too deep") from None
+        except IndexError:
+            if not stack:
+                raise self._fail_at(pos, "stack underflow: the stream is not a valid pickle") from None
+            raise self._fail_at(pos, "malformed pickle (IndexError)") from None
+        except (ValueError, TypeError, KeyError, OverflowError, struct.error) as exc:
+            raise self._fail_at(pos, f"malformed pickle ({type(exc).__name__}: {exc})") from None
+
+    def _fail_at(self, pos: int, message: str, truncated: bool = False) -> PickleError:
+        self.pos = pos
+        return self.fail(message, truncated)
 
 
 # ---- opcode handlers (one small function each; the dispatch table maps bytes to them) ------------
@@ -699,9 +867,7 @@ def _stack_global(m: _Machine) -> None:
 
 
 def _push_global(m: _Machine, module: str, name: str) -> None:
-    ref = GlobalRef(module, name)
-    m.note_global(ref, "reference")
-    m.stack.append(ref)
+    m.stack.append(m.intern_global(module, name))
 
 
 def _ext(m: _Machine, code: int) -> None:
@@ -1197,3 +1363,7 @@ _TABLE: list[Callable[[_Machine], None] | None] = [_DISPATCH.get(i) for i in ran
 _REBUILDERS_BY_REF: dict[GlobalRef, Callable[[tuple[Any, ...]], Any]] = {
     GlobalRef(*q.rsplit(".", 1)): f for q, f in _REBUILDERS.items()
 }
+_REBUILDERS_BY_KEY: dict[tuple[str, str], Callable[[tuple[Any, ...]], Any]] = {
+    (g.module, g.name): f for g, f in _REBUILDERS_BY_REF.items()
+}
+_OPCODE_NAMES: list[str] = [f.__name__.lstrip("_") if f is not None else "" for f in _TABLE]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import struct
-import zipfile
 
 from ckptdoctor.errors import InputError
 from ckptdoctor.rules import file_format as F
@@ -80,10 +79,12 @@ def sniff(path: str) -> str:
 
 
 def _sniff_zip(path: str) -> str:
+    # our own directory parser: no zipfile import, and the torch reader reuses the cached index
+    from ckptdoctor.readers.zip_index import BadZip, read_index
+
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        names = read_index(path).names
+    except (BadZip, OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputError(F.TRUNCATED_FILE.code, f"the zip archive is damaged or truncated ({exc})", path,
                          "download or save it again") from None
     roots = {n.split("/", 1)[0] for n in names}

@@ -59,7 +59,8 @@ def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, 
                   f"size: {human_bytes(snap.file_size)}")
         out.print(f"  tensors: {len(snap.tensors)}   parameters: {snap.parameter_count:,}   "
                   + "   ".join(f"{dt}: {human_bytes(n)}" for dt, n in snap.bytes_per_dtype().items()))
-        for key in ("model_class", "saved_by", "keras_version", "backend"):
+        for key in ("model_class", "saved_by", "keras_version", "backend", "date_saved", "layout",
+                    "architectures", "model_type", "torch_dtype", "shards", "aliases"):
             if key in snap.metadata:
                 out.print(f"  {key}: {escape(str(snap.metadata[key]))}")
         if snap.tensors:
@@ -72,9 +73,11 @@ def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, 
             if stats:
                 table.add_column("min / max / mean / std")
                 table.add_column("NaN/Inf", justify="right")
+            classes = {x.get("name"): x.get("class_name") for x in snap.layers if x.get("class_name")}
             for label, tensors in _rows(snap.tensors, verbose):
-                row = [escape(label or "(root)"),
-                       escape(", ".join(_shape(t) for t in tensors)),
+                kind = f" ({classes[label]})" if not verbose and label in classes else ""
+                row = [escape((label or "(root)") + kind),
+                       escape(_shapes(tensors)),
                        ", ".join(sorted({t.dtype for t in tensors})),
                        f"{sum(t.numel for t in tensors):,}",
                        human_bytes(sum(t.nbytes for t in tensors))]
@@ -103,8 +106,21 @@ def _rows(tensors: list[TensorInfo], verbose: bool) -> list[tuple[str, list[Tens
         return [(t.name, [t]) for t in tensors]
     groups: OrderedDict[str, list[TensorInfo]] = OrderedDict()
     for t in tensors:
-        groups.setdefault(group_name(t.name), []).append(t)
+        groups.setdefault(_group_of(t), []).append(t)
     return list(groups.items())
+
+
+def _group_of(t: TensorInfo) -> str:
+    """Readers that know the owning layer say so (Keras: ``attrs["layer"]``); otherwise the name's prefix."""
+    if t.attrs.get("role") == "optimizer":
+        return "(optimizer)"
+    layer = t.attrs.get("layer")
+    return layer if isinstance(layer, str) else group_name(t.name)
+
+
+def _shapes(tensors: list[TensorInfo], limit: int = 6) -> str:
+    text = ", ".join(_shape(t) for t in tensors[:limit])
+    return text if len(tensors) <= limit else f"{text}, … ({len(tensors)} tensors)"
 
 
 def _shape(t: TensorInfo) -> str:

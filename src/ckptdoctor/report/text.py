@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ckptdoctor.diagnostics import Diagnostic, Severity, sort_key
 
@@ -30,10 +30,11 @@ def human_bytes(n: int | None) -> str:
     return f"{n} B"
 
 
-def render_diagnostics(out: Console, diagnostics: Iterable[Diagnostic], *, verbose: bool = False) -> None:
+def render_diagnostics(out: Console, diagnostics: Iterable[Diagnostic], *, verbose: bool = False,
+                       key: Callable[[Diagnostic], Any] = sort_key) -> None:
     from rich.markup import escape
 
-    diags = sorted(diagnostics, key=sort_key)
+    diags = sorted(diagnostics, key=key)
     if not diags:
         out.print("[green]No findings.[/green]")
         return

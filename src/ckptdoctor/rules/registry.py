@@ -81,21 +81,29 @@ class Rule:
         return f"{head}\n\n{self.summary}\n\n{body}\n" if body else f"{head}\n\n{self.summary}\n"
 
 
-def load_all() -> dict[str, Rule]:
-    """Import every module of ``ckptdoctor.rules`` (and the catalog) so that all rules are declared."""
+def load_rules() -> None:
+    """Import every module of ``ckptdoctor.rules``: all A/C/D/S/F rules and their checks are declared."""
     import ckptdoctor.rules as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
         if info.name != "registry":
             importlib.import_module(f"ckptdoctor.rules.{info.name}")
-    importlib.import_module("ckptdoctor.catalog")  # W rules: one per known library message
+
+
+def load_all() -> dict[str, Rule]:
+    """Every rule, including the catalog's W rules (one per known library message)."""
+    load_rules()
+    importlib.import_module("ckptdoctor.catalog")
     return dict(sorted(_RULES.items()))
 
 
 def get(code: str) -> Rule | None:
     code = code.strip().upper()
     if code not in _RULES:
-        load_all()
+        if code.startswith("W"):  # the catalog is large: import it only when a W code is asked for
+            load_all()
+        else:
+            load_rules()
     return _RULES.get(code)
 
 
@@ -111,7 +119,7 @@ def snapshot_check(func: SnapshotCheck) -> SnapshotCheck:
 
 
 def run_snapshot_checks(snapshot: Snapshot) -> list[Diagnostic]:
-    load_all()
+    load_rules()
     found: list[Diagnostic] = []
     for check in _SNAPSHOT_CHECKS:
         found.extend(check(snapshot))
@@ -131,7 +139,7 @@ def model_check(func: ModelCheck) -> ModelCheck:
 
 
 def run_model_checks(snapshot: Snapshot, spec: ModelSpec) -> list[Diagnostic]:
-    load_all()
+    load_rules()
     found: list[Diagnostic] = []
     for check in _MODEL_CHECKS:
         found.extend(check(snapshot, spec))

@@ -1,0 +1,82 @@
+"""``ckptdoctor convert``: a checkpoint to safetensors, streaming, atomic, without unpickling."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from ckptdoctor.commands.common import format_option, handle_errors, write_json
+
+if TYPE_CHECKING:
+    from ckptdoctor.fixing.convert import ConvertReport
+
+
+@click.command("convert")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=str),
+              help="The .safetensors file to write (refused if it exists, unless --force).")
+@click.option("--key", default=None, metavar="KEY",
+              help="Convert only this part of a training checkpoint, e.g. `model` for "
+                   "{'model': ..., 'optimizer': ..., 'epoch': 3}; the `KEY.` prefix is removed from names.")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists (never the input file).")
+@format_option("text", "json")
+@handle_errors
+def convert_command(path: str, out: str, key: str | None, force: bool, fmt: str) -> None:
+    """Convert a checkpoint to safetensors WITHOUT unpickling it.
+
+    PATH is a PyTorch file (zip or legacy .pt/.pth/.bin), a training checkpoint (with --key), a Keras
+    .keras / .weights.h5 / legacy .h5, or a safetensors file. Tensors are copied one by one in bounded
+    chunks, so memory stays small whatever the file size. Tied weights follow
+    safetensors.torch.save_model: one copy is stored and __metadata__ maps each dropped name to the
+    kept one (load with safetensors.torch.load_model). bfloat16 and float8 are kept bit-exact. Keras
+    files keep the reader's names; __metadata__["ckptdoctor.keras_paths"] maps them to the Keras
+    variable paths and __metadata__["ckptdoctor.h5_paths"] to the HDF5 datasets.
+
+    OUT is written to a temporary file in its folder, fsynced, read back and compared with the
+    source, and only then renamed: an interrupted run never leaves a partial OUT.
+
+    \b
+    Examples:
+      ckptdoctor convert pytorch_model.bin -o model.safetensors
+      ckptdoctor convert checkpoint_epoch3.pt --key model -o model.safetensors
+      ckptdoctor convert model.weights.h5 -o model.safetensors --format json
+
+    Exit status: 0 written and verified, 2 the file cannot be read or expressed in safetensors.
+    """
+    from ckptdoctor.fixing.convert import convert
+
+    report = convert(path, out, key=key, force=force)
+    if fmt == "json":
+        from ckptdoctor.report.json_report import envelope
+
+        write_json(envelope({"path": os.fspath(path), "kind": "file", "output": out}, report.diagnostics,
+                            convert=report.to_json()))
+    else:
+        _render(report)
+    sys.exit(0)
+
+
+def _render(r: ConvertReport) -> None:
+    from rich.markup import escape
+
+    from ckptdoctor.report.text import console, human_bytes
+
+    out = console()
+    key = f", key {escape(r.key)}" if r.key else ""
+    out.print(f"[green]wrote[/green] [bold]{escape(r.output)}[/bold] from {escape(r.source)} "
+              f"([cyan]{r.source_format}[/cyan]{key})")
+    out.print(f"  tensors: {len(r.tensors)}   size: {human_bytes(r.bytes_written)}   "
+              f"time: {r.seconds:.2f} s   verified: {'yes' if r.verified else 'no'}")
+    if r.aliases:
+        out.print(f"  shared storage kept once ({len(r.aliases)} alias(es) in __metadata__; "
+                  "load with safetensors.torch.load_model):")
+        for dropped, kept in sorted(r.aliases.items()):
+            out.print(f"    {escape(dropped)} -> {escape(kept)}")
+    if r.skipped:
+        out.print(f"  left out (not under --key): {len(r.skipped)} tensor(s)")
+    if r.made_contiguous:
+        more = " ..." if len(r.made_contiguous) > 8 else ""
+        out.print(f"  written contiguous: {', '.join(escape(n) for n in r.made_contiguous[:8])}{more}")

@@ -1,0 +1,116 @@
+"""``ckptdoctor explain``: what a warning, an error or a whole log means, or the documentation of a code."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import click
+
+from ckptdoctor.commands.common import exit_code, fail_on_option, format_option, handle_errors, write_json
+from ckptdoctor.errors import InputError, UsageError
+
+_CODE = re.compile(r"^[ACDSFW]\d{3}$", re.IGNORECASE)
+MAX_INPUT = 64 * 1024 * 1024  # a log larger than this is read from its end
+
+
+@click.command("explain")
+@click.argument("what", nargs=-1)
+@format_option("text", "json")
+@click.option("--list", "list_all", is_flag=True, help="List every known message (W codes) and exit.")
+@fail_on_option
+@handle_errors
+def explain_command(what: tuple[str, ...], fmt: str, list_all: bool, fail_on: str) -> None:
+    """Explain save/load warnings and errors, or print the documentation of a finding code.
+
+    WHAT is a message (quoted), the path of a log file, `-` for stdin, or a code such as A101 or
+    W107. In a log, every known message is found (through ANSI colours, `WARNING:absl:` prefixes,
+    tracebacks and wrapped lines), repeats are counted once, and the most important come first.
+    Each is explained: what it means, whether it is harmless, why it happens, and the fix, using
+    the names and shapes from your message. Unknown warnings are shown as "not in catalog" with
+    the closest known entries.
+
+    \b
+    Examples:
+      ckptdoctor explain "Found untraced functions such as lstm_cell_layer_call_fn"
+      python train.py 2>&1 | ckptdoctor explain -
+      ckptdoctor explain training.log --format json
+      ckptdoctor explain W107            # documentation of one message
+      ckptdoctor explain --list          # every known message
+
+    Exit status: 0 nothing at or above --fail-on, 1 findings, 2 usage or input error.
+    """
+    if list_all:
+        _list(fmt)
+        return
+    if not what:
+        if sys.stdin.isatty():
+            raise UsageError("give a message, a log file, '-' for stdin, or a code (see --help)")
+        what = ("-",)
+    if len(what) == 1 and _CODE.match(what[0].strip()):
+        _code(what[0].strip().upper(), fmt)
+        return
+    text, subject = _read(what)
+    from ckptdoctor.catalog.explaining import explain
+
+    result = explain(text, source=subject["source"])
+    if fmt == "json":
+        write_json(result.to_json(subject))
+    else:
+        from ckptdoctor.catalog.text import print_explanation
+        from ckptdoctor.report.text import console
+
+        print_explanation(console(), result)
+    sys.exit(exit_code(result.diagnostics, fail_on))
+
+
+def _read(what: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    if what == ("-",):
+        data = sys.stdin.buffer.read()
+        return _decode(data), {"source": "stdin"}
+    if len(what) == 1 and "\n" not in what[0] and len(what[0]) < 4096 and os.path.isfile(what[0]):
+        path = what[0]
+        try:
+            size = os.path.getsize(path)
+            with open(path, "rb") as fh:
+                if size > MAX_INPUT:
+                    fh.seek(size - MAX_INPUT)
+                data = fh.read()
+        except OSError as exc:
+            raise InputError("F110", f"cannot read the log: {exc.strerror or exc}", path) from None
+        return _decode(data), {"source": "file", "path": path}
+    if len(what) == 1 and os.path.isdir(what[0]):
+        raise InputError("F104", "is a folder; give a log file, a message or a code", what[0])
+    return " ".join(what), {"source": "text"}
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _code(code: str, fmt: str) -> None:
+    from ckptdoctor.rules.registry import get
+
+    rule = get(code)
+    if rule is None:
+        raise UsageError(f"unknown code {code}: no rule has this code (`ckptdoctor explain --list` lists the W codes)")
+    if fmt == "json":
+        from ckptdoctor.report.json_report import tool_info
+
+        write_json({"tool": tool_info(), "subject": {"code": rule.code}, "diagnostics": [],
+                    "rule": {"code": rule.code, "name": rule.name, "severity": str(rule.severity),
+                             "summary": rule.summary, "documentation": rule.documentation()}})
+    else:
+        click.echo(rule.documentation())
+
+
+def _list(fmt: str) -> None:
+    from ckptdoctor.catalog import CATALOG
+
+    if fmt == "json":
+        write_json([{"code": e.code, "name": e.name, "library": e.library, "severity": str(e.severity),
+                     "summary": e.summary} for e in CATALOG])
+        return
+    for e in CATALOG:
+        click.echo(f"{e.code}  {e.name:<48} {e.library:<13} {e.summary}")

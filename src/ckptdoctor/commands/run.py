@@ -1,0 +1,154 @@
+"""``ckptdoctor run -- python train.py ARGS``: run a script under ``watch()`` and report at the end.
+
+The script runs in a child Python process started as ``python [options] -c BOOTSTRAP REPORT -- script
+args``. The bootstrap enters ``ckptdoctor.watch()``, runs the script with ``runpy`` as ``__main__``
+(sys.argv and sys.path[0] as Python would set them) and writes the report as JSON to a temporary
+file. The script's stdout and stderr are the child's own and pass through untouched; ckptdoctor
+prints its report afterwards (to stderr, or to ``--report FILE``) and exits with the script's status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import click
+
+from ckptdoctor.commands.common import EXIT_FINDINGS, fail_on_option, format_option, handle_errors
+from ckptdoctor.errors import UsageError
+
+# options of the python executable that take a value (``-W error``, ``-X dev``)
+_VALUE_OPTIONS = {"-W", "-X", "--check-hash-based-pycs"}
+
+BOOTSTRAP = """\
+import sys
+_src, _report = sys.argv[1], sys.argv[2]
+sys.path.insert(0, _src)
+try:
+    from ckptdoctor.watching import run_main as _run_main
+finally:
+    sys.path.remove(_src)
+_run_main(_report, sys.argv[4:])
+"""
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+@format_option("text", "json")
+@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=str),
+              help="Write the report to this file instead of stderr.")
+@fail_on_option
+@handle_errors
+def run_command(command: tuple[str, ...], fmt: str, report_file: str | None, fail_on: str) -> None:
+    """Run a Python script under ckptdoctor.watch() and explain every save/load warning and error.
+
+    Everything after `--` is the command: `python script.py ARGS` or `python -m package ARGS`
+    (python options such as `-u` or `-W error` are kept). The script's own output is untouched and
+    its exit status is kept; the report is printed to stderr at the end, or written with --report.
+
+    \b
+    Examples:
+      ckptdoctor run -- python train.py --epochs 3
+      ckptdoctor run --format json --report report.json -- python -m chatbot.train
+      ckptdoctor run -- train.py          # same as: python train.py (this interpreter)
+
+    The exit status is the script's. With --fail-on given explicitly, a script that succeeded but
+    produced findings at or above that severity exits 1.
+    """
+    python, options, target = _split(list(command))
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    src = os.path.dirname(src)  # the folder that contains the ckptdoctor package
+    fd, report_path = tempfile.mkstemp(prefix="ckptdoctor-run-", suffix=".json")
+    os.close(fd)
+    try:
+        argv = [python, *options, "-c", BOOTSTRAP, src, report_path, "--", *target]
+        try:
+            status = subprocess.call(argv)
+        except OSError as exc:
+            raise UsageError(f"cannot start {python!r}: {exc.strerror or exc}") from None
+        except KeyboardInterrupt:
+            status = 130
+        data = _load(report_path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(report_path)
+    if status < 0:  # killed by a signal: report it the way a shell would
+        status = 128 - status
+    if data is None:
+        click.echo("ckptdoctor run: the script ended before the report could be written", err=True)
+        sys.exit(status)
+    from ckptdoctor.watching import WatchReport
+
+    report = WatchReport.from_json(data)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n" if fmt == "json" else report.render()
+    if report_file:
+        _write_atomic(report_file, text)
+    else:
+        sys.stderr.write(("\n" if fmt == "text" else "") + text)
+        sys.stderr.flush()
+    ctx = click.get_current_context()
+    explicit = ctx.get_parameter_source("fail_on") not in (None, click.core.ParameterSource.DEFAULT)
+    if status == 0 and explicit:
+        from ckptdoctor.commands.common import exit_code
+
+        if exit_code(report.diagnostics, fail_on) == EXIT_FINDINGS:
+            status = EXIT_FINDINGS
+    sys.exit(status)
+
+
+def _split(command: list[str]) -> tuple[str, list[str], list[str]]:
+    """``python -u train.py a b`` -> ("python", ["-u"], ["train.py", "a", "b"])."""
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise UsageError("give the command after `--`, e.g. ckptdoctor run -- python train.py")
+    first = command[0]
+    if first.endswith(".py") or first == "-m":
+        python, rest = sys.executable, command
+    elif os.path.basename(first).startswith(("python", "pypy")):
+        python, rest = first, command[1:]
+    else:
+        raise UsageError(f"ckptdoctor run runs Python scripts: expected `python script.py ...`, got {first!r}")
+    options: list[str] = []
+    i = 0
+    while i < len(rest):
+        arg = rest[i]
+        if arg in ("-m", "-c") or not arg.startswith("-") or arg == "-":
+            break
+        options.append(arg)
+        if arg in _VALUE_OPTIONS and i + 1 < len(rest):
+            options.append(rest[i + 1])
+            i += 1
+        i += 1
+    target = rest[i:]
+    if not target:
+        raise UsageError("no script given: ckptdoctor run -- python train.py [ARGS]")
+    return python, options, target
+
+
+def _load(path: str) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        return json.loads(text) if text.strip() else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_atomic(path: str, text: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".ckptdoctor-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,197 @@
+"""Keras 3 ``.keras`` archives (zip of ``metadata.json``, ``config.json``, ``model.weights.h5``) and
+their unzipped form (a folder with the same three files).
+
+Nothing is deserialized: the config is parsed as JSON, and the weights are read with h5py straight out
+of the zip member (Keras stores it uncompressed, so a window onto the archive file is a valid HDF5 file
+and nothing is extracted to disk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import struct
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+from ckptdoctor.errors import InputError
+from ckptdoctor.readers import keras_config as kc
+from ckptdoctor.readers.keras_h5 import read_keras3_weights
+from ckptdoctor.rules import file_format as F
+from ckptdoctor.snapshot import Snapshot
+
+WEIGHTS = "model.weights.h5"
+MAX_JSON = 256 << 20  # a config larger than this is not a Keras config; never read it into memory
+
+
+def read(path: str, fmt: str = "keras-v3") -> Snapshot:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(F.TRUNCATED_FILE.code, f"the .keras zip archive is damaged or truncated ({exc})", path,
+                         "save or download it again") from None
+    with zf:
+        names = set(zf.namelist())
+        snap = Snapshot(path=path, format="keras-v3", framework="keras")
+        _fill_from_json(snap, _member_json(zf, "config.json", path), _member_json(zf, "metadata.json", path))
+        if WEIGHTS not in names:
+            others = sorted(n for n in names if n.startswith("model.weights"))
+            extra = f" (it has {others}: a weights format ckptdoctor does not read yet)" if others else ""
+            raise InputError(F.CORRUPT_HEADER.code, f"the .keras archive has no {WEIGHTS}{extra}", path,
+                             "re-save the model with model.save('x.keras')")
+        info = zf.getinfo(WEIGHTS)
+    if info.compress_type == zipfile.ZIP_STORED:
+        start = _member_data_offset(path, info)
+
+        def opener() -> Any:
+            return _h5_window(path, start, info.file_size)
+    else:  # a re-zipped archive: h5py reads through the (slower, seekable) decompressing stream
+
+        def opener() -> Any:
+            return _h5_member(path)
+
+    try:
+        with opener() as f:
+            read_keras3_weights(f, snap.config, opener, snap)
+    except OSError as exc:
+        raise InputError(F.CORRUPT_HEADER.code, f"{WEIGHTS} inside the archive is not valid HDF5 ({exc})",
+                         path, "save or download it again") from None
+    return snap
+
+
+def read_dir(path: str) -> Snapshot:
+    """An unzipped .keras: the same files in a folder."""
+    import h5py
+
+    snap = Snapshot(path=path, format="keras-v3", framework="keras")
+    _fill_from_json(snap, _file_json(os.path.join(path, "config.json")),
+                    _file_json(os.path.join(path, "metadata.json")))
+    weights = os.path.join(path, WEIGHTS)
+
+    def opener() -> Any:
+        return h5py.File(weights, "r")
+
+    try:
+        with opener() as f:
+            read_keras3_weights(f, snap.config, opener, snap)
+    except OSError as exc:
+        raise InputError(F.CORRUPT_HEADER.code, f"{WEIGHTS} is not valid HDF5 ({exc})", weights) from None
+    snap.file_size = sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path)
+                         if os.path.isfile(os.path.join(path, n)))
+    return snap
+
+
+def _fill_from_json(snap: Snapshot, config: Any, metadata: Any) -> None:
+    if isinstance(metadata, dict):
+        snap.metadata.update(metadata)
+        if isinstance(metadata.get("keras_version"), str):
+            snap.framework_version = metadata["keras_version"]
+    if not isinstance(config, dict):
+        raise InputError(F.CORRUPT_HEADER.code, "config.json of the .keras archive is not a JSON object",
+                         snap.path)
+    snap.config = config
+    compile_config = config.get("compile_config")
+    snap.training_config = compile_config if isinstance(compile_config, dict) else None
+    snap.classes = kc.class_refs(config, "config")
+    snap.layers = kc.layer_list(config)
+
+
+def _member_json(zf: zipfile.ZipFile, name: str, path: str) -> Any:
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise InputError(F.CORRUPT_HEADER.code, f"the .keras archive has no {name}", path) from None
+    if info.file_size > MAX_JSON:
+        raise InputError(F.CORRUPT_HEADER.code, f"{name} claims {info.file_size:,} bytes: not a Keras config",
+                         path)
+    try:
+        with zf.open(info) as fh:
+            return json.loads(fh.read(MAX_JSON + 1))
+    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InputError(F.CORRUPT_HEADER.code, f"{name} in the .keras archive is unreadable ({exc})",
+                         path) from None
+
+
+def _file_json(path: str) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            return json.loads(fh.read(MAX_JSON + 1))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise InputError(F.CORRUPT_HEADER.code, f"cannot parse as JSON ({exc})", path) from None
+
+
+def _member_data_offset(path: str, info: zipfile.ZipInfo) -> int:
+    """Where a stored member's bytes start: after its local header (whose extra field may differ from
+    the central directory's, so it is read from the local header itself)."""
+    with open(path, "rb") as fh:
+        fh.seek(info.header_offset)
+        local = fh.read(30)
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        raise InputError(F.CORRUPT_HEADER.code, f"the zip entry for {info.filename} is damaged", path)
+    name_len, extra_len = struct.unpack("<HH", local[26:30])
+    start = info.header_offset + 30 + name_len + extra_len
+    if start + info.file_size > os.path.getsize(path):
+        raise InputError(F.TRUNCATED_FILE.code, f"{info.filename} runs past the end of the archive", path)
+    return start
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of ``size`` bytes at ``start`` of a file: h5py opens it as a file."""
+
+    def __init__(self, path: str, start: int, size: int) -> None:
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._start = start
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        n = max(0, min(len(buffer), self._size - self._pos))
+        if n == 0:
+            return 0
+        self._fh.seek(self._start + self._pos)
+        got = self._fh.readinto(memoryview(buffer)[:n])
+        self._pos += got or 0
+        return got or 0
+
+    def close(self) -> None:
+        self._fh.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _h5_window(path: str, start: int, size: int) -> Iterator[Any]:
+    import h5py
+
+    window = _Window(path, start, size)
+    try:
+        with h5py.File(window, "r") as f:
+            yield f
+    finally:
+        window.close()
+
+
+@contextlib.contextmanager
+def _h5_member(path: str) -> Iterator[Any]:
+    import h5py
+
+    with zipfile.ZipFile(path) as zf, zf.open(WEIGHTS) as member, h5py.File(member, "r") as f:
+        yield f

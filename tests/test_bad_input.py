@@ -1,0 +1,118 @@
+"""Bad input through the real CLI: one line on stderr with the expected F code, exit status 2, no
+traceback, and no allocation sized from an untrusted header."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def make_empty_dir(d: Path) -> Path:
+    (d / "empty").mkdir()
+    return d / "empty"
+
+
+def make_truncated_zip(d: Path) -> Path:
+    path = d / "model.pt"
+    torch.save({"w": torch.randn(64, 64)}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def make_safetensors(d: Path, length: int, header: bytes) -> Path:
+    path = d / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", length) + header + b"\0" * 16)
+    return path
+
+
+def make_hdf5(d: Path) -> Path:
+    path = d / "data.h5"
+    with h5py.File(path, "w") as f:
+        f["measurements"] = np.arange(10.0)
+    return path
+
+
+def make_keras_without_weights(d: Path) -> Path:
+    path = d / "model.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": "3.15.1", "date_saved": "2025-01-01@00:00:00"}))
+        zf.writestr("config.json", json.dumps({"module": "keras", "class_name": "Sequential",
+                                               "config": {"name": "s", "layers": []}}))
+    return path
+
+
+def make_dir_of_lfs_pointers(d: Path) -> Path:
+    folder = d / "clone"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(LFS)
+    (folder / "config.json").write_text("{}")
+    return folder
+
+
+LFS = b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"ab" * 32 + b"\nsize 498000000\n"
+HEADER = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+
+CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "missing-path": (lambda d: d / "nope.pt", "F101"),
+    "empty-dir": (make_empty_dir, "F109"),
+    "empty-file": (lambda d: write(d / "empty.pt", b""), "F102"),
+    "truncated-zip": (make_truncated_zip, "F103"),
+    "safetensors-header-longer-than-file": (lambda d: make_safetensors(d, 1 << 20, HEADER), "F107"),
+    "safetensors-absurd-header-length": (lambda d: make_safetensors(d, 2**60, HEADER), "F107"),
+    "safetensors-invalid-json": (lambda d: make_safetensors(d, 20, b'{"w": {"dtype": "F3'), "F107"),
+    "html-page": (lambda d: write(d / "model.bin", b"<!DOCTYPE html>\n<html><head><title>Sign in</title>"
+                                                   b"</head></html>"), "F106"),
+    "git-lfs-pointer": (lambda d: write(d / "pytorch_model.bin", LFS), "F105"),
+    "hdf5-not-keras": (make_hdf5, "F108"),
+    "keras-zip-without-weights": (make_keras_without_weights, "F107"),
+    "folder-of-lfs-pointers": (make_dir_of_lfs_pointers, "F105"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
+    make, code = CASES[case]
+    path = make(tmp_path)
+    for fmt in ("text", "json"):
+        proc = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(path), "--format", fmt],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "KERAS_BACKEND": "torch"})
+        assert proc.returncode == 2, (case, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith(f"error[{code}]: "), lines[0]
+        assert proc.stdout == ""
+
+
+def test_absurd_header_length_is_refused_before_reading(tmp_path: Path) -> None:
+    """The header length 2**60 is checked against the file size before any read: with the address space
+    capped at 1 GB, the reader still answers F107, and the process's peak memory stays small."""
+    path = make_safetensors(tmp_path, 2**60, HEADER)
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from ckptdoctor.errors import InputError\n"
+            "from ckptdoctor.readers import read\n"
+            "try:\n    read(sys.argv[1])\nexcept InputError as e:\n    print(e.code)\n"
+            "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    got_code, peak_kb = proc.stdout.split()
+    assert got_code == "F107"
+    assert int(peak_kb) < 100_000  # KB

@@ -1,0 +1,131 @@
+"""``ckptdoctor check`` on the command line: text, JSON and SARIF output, and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from ckptdoctor.cli import main
+
+pytest.importorskip("torch")
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples", "article")
+TORCH_T = os.path.join(EXAMPLES, "torch_chatbot.py")
+KERAS_T = os.path.join(EXAMPLES, "keras_chatbot.py")
+ARGS = json.dumps({"vocab_size": 1000, "embedding_dim": 64, "hidden_size": 128})
+
+
+@pytest.fixture(scope="module")
+def article(tmp_path_factory):
+    import sys
+
+    sys.path.insert(0, EXAMPLES)
+    import torch_chatbot
+
+    return torch_chatbot.save_article_checkpoint(str(tmp_path_factory.mktemp("cli")))
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, ["check", *args], catch_exceptions=False)
+
+
+def test_article_example2_text(article):
+    res = run(article, "--model", f"{TORCH_T}:ChatbotModel_No_Custom_Layer", "--model-args", ARGS)
+    assert res.exit_code == 1
+    assert "A102" in res.output and "custom_linear" in res.output
+    assert "meta device" in res.output
+    assert "custom_linear.weight" in res.output  # the key list is in the summary line
+    verbose = run(article, "--model", f"{TORCH_T}:ChatbotModel_No_Custom_Layer", "--model-args", ARGS, "-v")
+    assert "Unexpected key(s) in state_dict" in verbose.output  # the predicted RuntimeError text
+
+
+def test_matching_file_exits_zero_with_no_findings(article):
+    res = run(article, "--model", f"{TORCH_T}:ChatbotModel", "--model-args", ARGS, "--format", "json")
+    assert res.exit_code == 0
+    doc = json.loads(res.output)
+    assert doc["diagnostics"] == [] and doc["summary"]["error"] == 0
+    assert doc["subject"]["model"]["class"] == "ChatbotModel"
+    assert {p["outcome"] for p in doc["framework_behavior"]} == {"ok"}
+
+
+def test_json_contract_for_a_rename(article):
+    res = run(article, "--model", f"{TORCH_T}:ChatbotModelRenamedHead", "--model-args", ARGS, "--format", "json")
+    assert res.exit_code == 1
+    doc = json.loads(res.output)
+    assert doc["tool"]["name"] == "ckptdoctor"
+    diag = next(d for d in doc["diagnostics"] if d["code"] == "A105")
+    for field in ("code", "name", "severity", "subject", "message", "expected", "found", "framework_behavior", "fix"):
+        assert field in diag
+    assert diag["fix_plan"] == {"kind": "rename-keys", "description": "rename 'fc' to 'head'",
+                                "data": {"mapping": {"fc.weight": "head.weight", "fc.bias": "head.bias"}}}
+    assert doc["fix_plan"][0]["kind"] == "rename-keys"
+
+
+def test_sarif_is_structurally_valid(article):
+    res = run(article, "--model", f"{TORCH_T}:ChatbotModel_No_Custom_Layer", "--model-args", ARGS,
+              "--format", "sarif")
+    assert res.exit_code == 1
+    log = json.loads(res.output)
+    assert log["version"] == "2.1.0" and "sarif" in log["$schema"]
+    run0 = log["runs"][0]
+    rules = run0["tool"]["driver"]["rules"]
+    rule_ids = [r["id"] for r in rules]
+    assert len(rule_ids) == len(set(rule_ids))
+    assert run0["results"]
+    for result in run0["results"]:
+        assert result["ruleId"] in rule_ids
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        assert result["level"] in ("error", "warning", "note", "none")
+        loc = result["locations"][0]
+        assert loc["physicalLocation"]["artifactLocation"]["uri"]
+        assert loc["logicalLocations"][0]["fullyQualifiedName"]
+    a102 = next(r for r in rules if r["id"] == "A102")
+    assert a102["name"] == "unexpected-tensor" and "What the framework does" in a102["fullDescription"]["text"]
+
+
+def test_fail_on_threshold(tmp_path):
+    import torch
+
+    import ckptdoctor  # noqa: F401
+
+    ckpt = tmp_path / "train.pt"
+    import sys
+
+    sys.path.insert(0, EXAMPLES)
+    import torch_chatbot
+
+    model = torch_chatbot.ChatbotModel(**json.loads(ARGS))
+    torch.save({"model": model.state_dict(), "epoch": 1}, ckpt)
+    base = [str(ckpt), "--model", f"{TORCH_T}:ChatbotModel", "--model-args", ARGS]
+    assert run(*base).exit_code == 0  # only an info finding (A110)
+    assert run(*base, "--fail-on", "info").exit_code == 1
+    assert run(*base, "--key", "model", "--fail-on", "info").exit_code == 0
+
+
+def test_usage_and_input_errors_exit_2(article, tmp_path):
+    assert run(article, "--model", f"{TORCH_T}:NoSuchThing").exit_code == 2
+    assert run(article, "--model", f"{TORCH_T}:ChatbotModel", "--model-args", "{bad").exit_code == 2
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    res = run(str(empty), "--model", f"{TORCH_T}:ChatbotModel", "--model-args", ARGS)
+    assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+def test_keras_example1_cli(tmp_path):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    pytest.importorskip("keras")
+    import sys
+
+    sys.path.insert(0, EXAMPLES)
+    import keras_chatbot
+
+    paths = keras_chatbot.save_article_files(str(tmp_path))
+    res = run(paths["keras"], "--model", f"{KERAS_T}:create_model_v2", "--format", "json")
+    assert res.exit_code == 1
+    doc = json.loads(res.output)
+    codes = [d["code"] for d in doc["diagnostics"]]
+    assert "A103" in codes and "A111" in codes
+    lw = next(p for p in doc["framework_behavior"] if p["call"].endswith("keras')"))
+    assert lw["outcome"] == "error" and lw["message"].startswith("A total of 2 objects could not be loaded")
