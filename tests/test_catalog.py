@@ -202,6 +202,10 @@ def test_unknown_message_gets_closest_entries() -> None:
     assert result.unknown[0].closest[0][0].code == "W105"
 
 
-def test_related_table_codes_are_well_formed() -> None:
+def test_related_table_names_declared_rules() -> None:
+    from ckptdoctor.rules import load_all
+
+    rules = load_all()
     for concept, code in RELATED.items():
         assert re.fullmatch(r"[ACDSF]\d{3}", code), concept
+        assert code in rules, f"{concept} -> {code}: no such rule"

@@ -1,41 +1,41 @@
 """Which A/C/D/S/F rule a library message is a symptom of: the one table to update when codes move.
 
 Catalog entries name a *concept* (``"missing-tensor"``); this table maps it to the rule code that
-``check``, ``lint`` and ``inspect`` report for the same problem. A code listed here that no module
-declares yet is still shown (with the concept as its name), so the catalog never blocks on it.
+``check``, ``lint`` and ``inspect`` report for the same problem. Every code here must be a declared
+rule (tests/test_catalog.py checks it).
 """
 
 from __future__ import annotations
 
 RELATED: dict[str, str] = {
-    # A: the file and the code disagree about the architecture
+    # A: the file and the code disagree about the architecture (rules/architecture.py)
     "missing-tensor": "A101",
     "unexpected-tensor": "A102",
     "shape-mismatch": "A103",
-    "layer-count-mismatch": "A104",
-    "key-prefix": "A105",
-    "renamed-layer": "A106",
+    "key-prefix": "A104",
+    "renamed-layer": "A105",
+    "layer-count-mismatch": "A106",
     "silent-partial-load": "A107",
     "optimizer-state": "A108",
-    "unbuilt-model": "A109",
-    # C: custom objects and serialisability
+    # C: custom objects and serialisability (rules/custom_objects.py, rules/security.py)
     "unregistered-custom-class": "C101",
-    "main-module-class": "C102",
     "get-config-missing": "C103",
     "lambda-layer": "C104",
-    "unpicklable-object": "C105",
-    "incompatible-config": "C106",
-    # D: dtypes and storage
-    "dtype-cast": "D101",
-    "shared-storage": "D102",
-    "non-contiguous": "D103",
-    "mixed-precision": "D104",
-    "unsaved-state": "D105",
-    "device-location": "D106",
-    # S: code the file would execute
-    "pickle-global": "S101",
-    "code-execution": "S102",
-    # F: the file itself (declared in rules/file_format.py)
+    "unbuilt-model": "C105",
+    "main-module-class": "C201",
+    "unpicklable-object": "C113",
+    "incompatible-config": "F203",
+    # D: dtypes and storage (rules/dtypes.py, rules/storage.py)
+    "unsaved-state": "D101",
+    "shared-storage": "D104",
+    "non-contiguous": "D106",
+    "device-location": "D110",
+    "dtype-cast": "D201",
+    "mixed-precision": "D301",
+    # S: code the file would execute (rules/security.py)
+    "code-execution": "S101",
+    "pickle-global": "S103",
+    # F: the file itself (rules/file_format.py)
     "truncated-file": "F103",
     "not-a-model-file": "F104",
     "git-lfs-pointer": "F105",

@@ -54,9 +54,8 @@ def attempt(label, func):
         result = func()
         print(f"  {label}: OK -> {result}")
         return result
-    except Exception as exc:
-        text = " ".join(str(exc).split())
-        print(f"  {label}: {type(exc).__name__}: {text[:240]}")
+    except Exception as exc:  # print what torch raised, in full, as a traceback would
+        print(f"  {label}: {type(exc).__name__}: {exc}")
         return None
 
 
