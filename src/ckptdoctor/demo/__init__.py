@@ -73,6 +73,9 @@ SCENARIOS: tuple[Scenario, ...] = (
                  ("ckptdoctor", "inspect", "chatbot_model_whole.pth"), expect_exit=(0, 1)),
             Step("explain the log of the load attempts", ("ckptdoctor", "explain", "example2_load.log"),
                  expect_exit=(0, 1)),
+            Step("save the whole module and reload it in a fresh process, as an inference server would",
+                 ("ckptdoctor", "roundtrip", "--model", "example2_torch.py:ChatbotModel", "--save-as", "module"),
+                 expect_exit=(1,)),
         ),
     ),
     Scenario(

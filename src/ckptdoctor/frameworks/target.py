@@ -71,9 +71,16 @@ def _import_file(path: str) -> Any:
     if folder not in sys.path:
         sys.path.insert(0, folder)  # so the file can import its neighbours, as when run as a script
     stem = os.path.splitext(os.path.basename(path))[0]
-    name = f"_ckptdoctor_target_{stem}_{hashlib.sha1(path.encode()).hexdigest()[:8]}"
-    if name in sys.modules:
-        return sys.modules[name]
+    # Import it under its own name, as `from stem import Model` in a separate program would, so classes
+    # and pickles say `stem.Model`; fall back to a private name if that name is taken by another file.
+    name = stem
+    existing = sys.modules.get(stem)
+    if existing is not None and os.path.abspath(getattr(existing, "__file__", "") or "") == path:
+        return existing
+    if existing is not None or not stem.isidentifier():
+        name = f"_ckptdoctor_target_{stem}_{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+        if name in sys.modules:
+            return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise UsageError(f"--model: cannot import {path!r}")
