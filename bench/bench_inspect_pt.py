@@ -1,23 +1,30 @@
 """Metadata inspection of a large .pt against torch.load(mmap=True, weights_only=True).
 
-Generates two checkpoints in /tmp with the same 1,000 tensors, ~100 MB and ~1 GB, and measures:
-  * whole process: `ckptdoctor inspect --format json` vs a process that torch.load(mmap=True)s the
-    file and lists names and shapes (aim: 20x faster);
-  * in process, torch already imported: ckptdoctor.readers.read vs torch.load (aim: 5x);
-  * that ckptdoctor's time stays flat when the tensors grow 10x at the same count.
-Prints ratios measured in this run. Deletes the files afterwards.
+Generates two checkpoints in /tmp with the same tensor count (default 1,000), ~100 MB and ~1 GB, and
+measures, interleaving the two tools so that a noisy machine slows both alike:
+  * whole process: `ckptdoctor inspect --format json FILE` vs a process that torch.load(mmap=True)s
+    the file and lists names and shapes (aim: 20x faster);
+  * in process, torch already imported: ``ckptdoctor.inspect(FILE)`` (read + file checks) vs
+    ``torch.load`` listing names and shapes (aim: 5x);
+  * flatness: ckptdoctor's time for the 1 GB file over the 100 MB one (same count; 1.0 = flat).
+Each figure is the median of ``--repeat`` runs (min in brackets). Subprocesses run with bytecode
+caching on (PYTHONPYCACHEPREFIX in the temp folder, one warm-up run each), as an installed package
+would, even when the calling environment sets PYTHONDONTWRITEBYTECODE. Deletes its files afterwards.
 
-    python bench/bench_inspect_pt.py [--count 1000] [--repeat 3]
+    python bench/bench_inspect_pt.py [--count 1000] [--repeat 7]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 TORCH_LIST = ("import sys, torch; sd = torch.load(sys.argv[1], mmap=True, weights_only=True); "
               "print(len([(k, tuple(v.shape)) for k, v in sd.items()]))")
@@ -32,56 +39,77 @@ def make(path: str, count: int, numel: int) -> None:
     torch.save(sd, path)
 
 
-def best(fn, repeat: int) -> float:
-    times = []
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleaved(a: Callable[[], object], b: Callable[[], object], repeat: int) -> tuple[list[float], list[float]]:
+    """Times of ``a`` and ``b``, alternating, after one warm-up run of each."""
+    a()
+    b()
+    ta, tb = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        ta.append(timed(a))
+        tb.append(timed(b))
+    return ta, tb
 
 
-def run(cmd: list[str]) -> None:
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+def fmt(times: list[float]) -> str:
+    return f"{statistics.median(times) * 1000:8.1f} ms [{min(times) * 1000:7.1f}]"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=1000)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
+    os.environ.setdefault("KERAS_BACKEND", "torch")
     import torch
 
-    from ckptdoctor.readers import read
+    import ckptdoctor
 
     tmp = tempfile.mkdtemp(prefix="ckptdoctor-bench-")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pycache")
     sizes = {"100MB": 100 * 2**20 // 4 // args.count, "1GB": 2**30 // 4 // args.count}
     paths = {k: os.path.join(tmp, f"ckpt_{k}.pt") for k in sizes}
+
+    def run(cmd: list[str]) -> None:
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+
     try:
         for k, numel in sizes.items():
             make(paths[k], args.count, numel)
             print(f"{k}: {os.path.getsize(paths[k]) / 2**20:,.0f} MiB, {args.count} tensors")
         cli = [sys.executable, "-m", "ckptdoctor.cli", "inspect", "--format", "json"]
-        results = {}
+        results: dict[str, dict[str, list[float]]] = {}
         for k, path in paths.items():
-            ours_proc = best(lambda p=path: run([*cli, p]), args.repeat)
-            torch_proc = best(lambda p=path: run([sys.executable, "-c", TORCH_LIST, p]), args.repeat)
-            ours_in = best(lambda p=path: [(t.name, t.shape) for t in read(p).tensors], args.repeat)
-            torch_in = best(lambda p=path: [(n, tuple(v.shape)) for n, v in
-                                            torch.load(p, mmap=True, weights_only=True).items()], args.repeat)
-            results[k] = (ours_proc, torch_proc, ours_in, torch_in)
-            print(f"[{k}] whole process: ckptdoctor {ours_proc * 1000:7.1f} ms   torch.load {torch_proc * 1000:7.1f} ms"
-                  f"   ratio {torch_proc / ours_proc:5.1f}x (aim 20x)")
-            print(f"[{k}] in process:    ckptdoctor {ours_in * 1000:7.1f} ms   torch.load {torch_in * 1000:7.1f} ms"
-                  f"   ratio {torch_in / ours_in:5.1f}x (aim 5x)")
+            ours_proc, torch_proc = interleaved(lambda p=path: run([*cli, p]),
+                                                lambda p=path: run([sys.executable, "-c", TORCH_LIST, p]),
+                                                args.repeat)
+            ours_in, torch_in = interleaved(
+                lambda p=path: [(t.name, t.shape) for s in ckptdoctor.inspect(p) for t in s.tensors],
+                lambda p=path: [(n, tuple(v.shape)) for n, v in torch.load(p, mmap=True, weights_only=True).items()],
+                args.repeat)
+            results[k] = {"ours_proc": ours_proc, "torch_proc": torch_proc, "ours_in": ours_in, "torch_in": torch_in}
+
+        med = statistics.median
+        print(f"\nmedian of {args.repeat} runs [min]; ratio = torch / ckptdoctor (medians)")
+        for k, r in results.items():
+            print(f"[{k}] whole process  ckptdoctor {fmt(r['ours_proc'])}   torch.load {fmt(r['torch_proc'])}"
+                  f"   ratio {med(r['torch_proc']) / med(r['ours_proc']):5.1f}x (aim 20x)")
+            print(f"[{k}] in process     ckptdoctor {fmt(r['ours_in'])}   torch.load {fmt(r['torch_in'])}"
+                  f"   ratio {med(r['torch_in']) / med(r['ours_in']):5.1f}x (aim 5x)")
         small, big = results["100MB"], results["1GB"]
-        print(f"flatness (1GB / 100MB, same tensor count): whole process {big[0] / small[0]:.2f}x, "
-              f"in process {big[2] / small[2]:.2f}x (1.0 = flat)")
+        print(f"flatness, ckptdoctor 1GB / 100MB at {args.count} tensors (1.0 = flat): "
+              f"whole process {med(big['ours_proc']) / med(small['ours_proc']):.2f}x, "
+              f"in process {med(big['ours_in']) / med(small['ours_in']):.2f}x "
+              f"(torch.load: {med(big['torch_proc']) / med(small['torch_proc']):.2f}x, "
+              f"{med(big['torch_in']) / med(small['torch_in']):.2f}x)")
     finally:
-        for p in paths.values():
-            if os.path.exists(p):
-                os.remove(p)
-        os.rmdir(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ and huge structures are bounded: the walk visits at most ``budget`` nodes and ``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ckptdoctor.dtypes import ITEMSIZE
@@ -40,14 +39,16 @@ FRAMEWORK_MODULES = ("torch", "collections", "builtins", "__builtin__", "numpy",
                      "__torch__.torch.", "argparse", "datetime", "pathlib", "enum")
 
 
-@dataclass
 class Walked:
-    tensors: list[tuple[str, TensorRef, dict[str, Any]]] = field(default_factory=list)
-    arrays: list[tuple[str, NumpyArray]] = field(default_factory=list)
-    classes: dict[str, ClassRef] = field(default_factory=dict)
-    structure: Any = None
-    truncated: bool = False
-    model_class: str | None = None
+    """What a walk found (a plain class: a dataclass costs more at import than a whole small read)."""
+
+    def __init__(self) -> None:
+        self.tensors: list[tuple[str, TensorRef, dict[str, Any]]] = []
+        self.arrays: list[tuple[str, NumpyArray]] = []
+        self.classes: dict[str, ClassRef] = {}
+        self.structure: Any = None
+        self.truncated = False
+        self.model_class: str | None = None
 
 
 def join(prefix: str, key: Any) -> str:

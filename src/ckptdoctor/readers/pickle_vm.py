@@ -19,9 +19,9 @@ import mmap
 import struct
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from ckptdoctor.dtypes import TORCH_STORAGE_DTYPES
 from ckptdoctor.snapshot import GlobalRef
 
 # bytes/bytearray payloads longer than this are kept as RawBytes (offset, length) instead of copies
@@ -39,16 +39,30 @@ class PickleError(Exception):
         self.position = position
 
 
-@dataclass(eq=False)
-class Opaque:
+class _Record:
+    """Plain slotted records instead of dataclasses: ``@dataclass`` costs ~0.4 ms per class at import
+    (it compiles generated methods), which every ``inspect`` run would pay. Equality is identity."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Opaque(_Record):
     """An object the pickle would build by calling ``callable`` (never called here)."""
 
-    callable: Any
-    args: Any = ()
-    kind: str = "reduce"  # reduce | newobj | inst | obj | reconstructor
-    state: Any = None
-    items: list[Any] = field(default_factory=list)  # APPEND/SETITEM on an opaque object
-    kwargs: Any = None
+    __slots__ = ("args", "callable", "items", "kind", "kwargs", "state")
+
+    def __init__(self, callable: Any, args: Any = (), kind: str = "reduce", state: Any = None,
+                 items: list[Any] | None = None, kwargs: Any = None) -> None:
+        self.callable = callable
+        self.args = args
+        self.kind = kind  # reduce | newobj | inst | obj | reconstructor
+        self.state = state
+        self.items: list[Any] = items if items is not None else []  # APPEND/SETITEM on an opaque object
+        self.kwargs = kwargs
 
     @property
     def qualname(self) -> str:
@@ -60,67 +74,104 @@ class Opaque:
         return f"<{type(c).__name__}>"
 
 
-@dataclass(frozen=True)
-class RawBytes:
-    """A large bytes/bytearray payload left in the buffer: ``length`` bytes at ``offset``."""
+class RawBytes(_Record):
+    """A large bytes/bytearray payload left in the buffer: ``length`` bytes at ``offset`` (immutable)."""
 
-    offset: int
-    length: int
+    __slots__ = ("length", "offset")
+
+    def __init__(self, offset: int, length: int) -> None:
+        object.__setattr__(self, "offset", offset)
+        object.__setattr__(self, "length", length)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"RawBytes is immutable ({name})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RawBytes) and (self.offset, self.length) == (other.offset, other.length)
+
+    def __hash__(self) -> int:
+        return hash((self.offset, self.length))
 
 
-@dataclass(eq=False)
-class PersistentRef:
+class PersistentRef(_Record):
     """A persistent id nobody interpreted (PERSID/BINPERSID without a handler)."""
 
-    pid: Any
+    __slots__ = ("pid",)
+
+    def __init__(self, pid: Any) -> None:
+        self.pid = pid
 
 
-@dataclass(eq=False)
-class StorageRef:
+class StorageRef(_Record):
     """A torch storage named by a persistent id ``("storage", type, key, location, numel[, view])``."""
 
-    key: str
-    dtype: str | None  # None for torch.UntypedStorage (bytes; the tensor gives the dtype)
-    location: str
-    numel: int  # elements of ``dtype`` (bytes when untyped)
-    storage_type: str
-    view_of: str | None = None  # legacy view_metadata: root key
-    view_offset: int = 0  # legacy view_metadata: offset (elements) into the root storage
-    payload: Any = None  # bytes or RawBytes when the storage bytes are inside the pickle itself
+    __slots__ = ("dtype", "key", "location", "numel", "payload", "storage_type", "view_of", "view_offset")
+
+    def __init__(self, key: str, dtype: str | None, location: str, numel: int, storage_type: str,
+                 view_of: str | None = None, view_offset: int = 0, payload: Any = None) -> None:
+        self.key = key
+        self.dtype = dtype  # None for torch.UntypedStorage (bytes; the tensor gives the dtype)
+        self.location = location
+        self.numel = numel  # elements of ``dtype`` (bytes when untyped)
+        self.storage_type = storage_type
+        self.view_of = view_of  # legacy view_metadata: root key
+        self.view_offset = view_offset  # legacy view_metadata: offset (elements) into the root storage
+        self.payload = payload  # bytes or RawBytes when the storage bytes are inside the pickle itself
 
 
-@dataclass(eq=False)
-class TensorRef:
+class TensorRef(_Record):
     """A tensor rebuilt symbolically from ``torch._utils._rebuild_tensor*``."""
 
-    storage: StorageRef | None
-    offset: int
-    shape: tuple[int, ...]
-    strides: tuple[int, ...] | None
-    dtype: str
-    requires_grad: bool = False
-    is_parameter: bool = False
-    subclass: str | None = None
-    rebuild: str = ""
-    quantized: bool = False
+    __slots__ = (
+        "dtype",
+        "is_parameter",
+        "offset",
+        "quantized",
+        "rebuild",
+        "requires_grad",
+        "shape",
+        "storage",
+        "strides",
+        "subclass",
+    )
+
+    def __init__(self, storage: StorageRef | None, offset: int, shape: tuple[int, ...],
+                 strides: tuple[int, ...] | None, dtype: str, requires_grad: bool = False,
+                 is_parameter: bool = False, subclass: str | None = None, rebuild: str = "",
+                 quantized: bool = False) -> None:
+        self.storage = storage
+        self.offset = offset
+        self.shape = shape
+        self.strides = strides
+        self.dtype = dtype
+        self.requires_grad = requires_grad
+        self.is_parameter = is_parameter
+        self.subclass = subclass
+        self.rebuild = rebuild
+        self.quantized = quantized
 
 
-@dataclass(eq=False)
-class NumpyDtype:
-    descr: str  # numpy type string such as "f8", "<i4", "O"
-    byteorder: str = "="
-    structured: bool = False
+class NumpyDtype(_Record):
+    __slots__ = ("byteorder", "descr", "structured")
+
+    def __init__(self, descr: str, byteorder: str = "=", structured: bool = False) -> None:
+        self.descr = descr  # numpy type string such as "f8", "<i4", "O"
+        self.byteorder = byteorder
+        self.structured = structured
 
 
-@dataclass(eq=False)
-class NumpyArray:
+class NumpyArray(_Record):
     """An ndarray pickled inline: ``data`` is bytes, RawBytes, or a list (object arrays)."""
 
-    shape: tuple[int, ...] = ()
-    dtype: NumpyDtype | None = None
-    fortran: bool = False
-    data: Any = None
-    reconstructor: str = ""
+    __slots__ = ("data", "dtype", "fortran", "reconstructor", "shape")
+
+    def __init__(self, shape: tuple[int, ...] = (), dtype: NumpyDtype | None = None, fortran: bool = False,
+                 data: Any = None, reconstructor: str = "") -> None:
+        self.shape = shape
+        self.dtype = dtype
+        self.fortran = fortran
+        self.data = data
+        self.reconstructor = reconstructor
 
 
 class ODict(dict):  # type: ignore[type-arg]
@@ -135,20 +186,39 @@ class ODict(dict):  # type: ignore[type-arg]
         return id(self)
 
 
-@dataclass(frozen=True)
-class Unhashable:
+class Unhashable(_Record):
     """A dict key or set item that is unhashable here (a list, a dict): kept by its repr."""
 
-    text: str
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        object.__setattr__(self, "text", text)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Unhashable is immutable ({name})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Unhashable) and self.text == other.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
 
 
-@dataclass
-class GlobalUse:
+class GlobalUse(_Record):
     """How a global is used: ``references`` GLOBAL opcodes, ``calls`` REDUCE/NEWOBJ/INST/OBJ on it."""
 
-    references: int = 0
-    calls: int = 0
-    uses: set[str] = field(default_factory=set)  # "call", "new", "reference"
+    __slots__ = ("calls", "references", "uses")
+
+    def __init__(self, references: int = 0, calls: int = 0, uses: set[str] | None = None) -> None:
+        self.references = references
+        self.calls = calls
+        self.uses: set[str] = uses if uses is not None else set()  # "call", "new", "reference"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, GlobalUse)
+                and (self.references, self.calls, self.uses) == (other.references, other.calls, other.uses))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
 
     @property
     def count(self) -> int:
@@ -161,13 +231,16 @@ class GlobalUse:
         self.uses |= other.uses
 
 
-@dataclass
-class PickleResult:
-    value: Any
-    end: int  # offset just after STOP
-    protocol: int
-    globals: dict[GlobalRef, GlobalUse]
-    opcodes: Counter[str]
+class PickleResult(_Record):
+    __slots__ = ("end", "globals", "opcodes", "protocol", "value")
+
+    def __init__(self, value: Any, end: int, protocol: int, globals: dict[GlobalRef, GlobalUse],
+                 opcodes: Counter[str]) -> None:
+        self.value = value
+        self.end = end  # offset just after STOP
+        self.protocol = protocol
+        self.globals = globals
+        self.opcodes = opcodes
 
     @property
     def global_counts(self) -> dict[str, int]:
@@ -911,8 +984,6 @@ def storage_from_pid(pid: Any) -> StorageRef | None:
     if not isinstance(numel, int) or numel < 0:
         return None
     tname = stype.name if isinstance(stype, GlobalRef) else str(stype)
-    from ckptdoctor.dtypes import TORCH_STORAGE_DTYPES
-
     dtype = TORCH_STORAGE_DTYPES.get(tname)
     if dtype is None and isinstance(stype, GlobalRef):
         dtype = torch_dtype_name(stype)  # torch.float32 as storage "type" (TypedStorage pickles)
@@ -1071,6 +1142,12 @@ def rebuild(func: Any, args: Any) -> Any:
 
 
 def _as_shape(value: Any) -> tuple[int, ...]:
+    if type(value) is tuple:  # the common case, without a generator per call
+        for v in value:
+            if type(v) is not int:
+                break
+        else:
+            return value
     if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise ValueError("not a shape")
     return tuple(value)
@@ -1253,10 +1330,12 @@ def _numpy_setstate(arr: NumpyArray, state: Any) -> None:
     arr.data = data
 
 
-@dataclass(eq=False)
-class NumpyScalar:
-    dtype: NumpyDtype
-    value: Any
+class NumpyScalar(_Record):
+    __slots__ = ("dtype", "value")
+
+    def __init__(self, dtype: NumpyDtype, value: Any) -> None:
+        self.dtype = dtype
+        self.value = value
 
 
 def _rb_np_scalar(args: tuple[Any, ...]) -> NumpyScalar:

@@ -8,15 +8,13 @@ Layout: ``<archive>/data.pkl`` (the object, tensors as persistent ids naming sto
 
 from __future__ import annotations
 
-import os
 import re
-import struct
-import zipfile
 from typing import TYPE_CHECKING, Any
 
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import pickle_vm
 from ckptdoctor.readers.pickle_objects import Walker, storage_nbytes_of, tensor_info
+from ckptdoctor.readers.zip_index import STORED, BadZip, ZipEntry, ZipIndex, read_index
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import GlobalRef, Snapshot, TensorInfo
 
@@ -27,63 +25,53 @@ MAX_PICKLE_BYTES = 1 << 31  # a data.pkl larger than this is not a checkpoint we
 
 
 def read(path: str, fmt: str) -> Snapshot:
-    size = os.path.getsize(path)
     try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        index = read_index(path)  # usually the one sniff just read (cached)
+    except (BadZip, OSError, ValueError, UnicodeDecodeError) as exc:
         raise InputError(F.TRUNCATED_FILE.code, f"the zip archive is damaged or truncated ({exc})", path,
                          "download or save it again") from None
-    with zf:
-        archive = ZipArchive(path, zf, size)
-        snap = Snapshot(path=path, format=fmt, framework="pytorch", file_size=size)
-        archive.fill(snap)
+    archive = ZipArchive(path, index)
+    snap = Snapshot(path=path, format=fmt, framework="pytorch", file_size=index.size)
+    archive.fill(snap)
     return snap
 
 
 class ZipArchive:
-    def __init__(self, path: str, zf: zipfile.ZipFile, size: int) -> None:
+    def __init__(self, path: str, index: ZipIndex) -> None:
         self.path = path
-        self.zf = zf
-        self.size = size
-        infos = zf.infolist()
-        if not infos:
+        self.index = index
+        self.size = index.size
+        if not index.names:
             raise InputError(F.CORRUPT_HEADER.code, "the zip archive holds no files", path)
-        first = infos[0].filename
+        first = index.names[0]
         if "/" not in first:
             raise InputError(F.CORRUPT_HEADER.code, f"file in archive is not in a subdirectory: {first}", path)
         self.prefix = first.split("/", 1)[0]
-        self.members = {i.filename: i for i in infos}
+        self.members = index.entries
 
-    def member(self, name: str) -> zipfile.ZipInfo | None:
+    def member(self, name: str) -> ZipEntry | None:
         return self.members.get(f"{self.prefix}/{name}")
+
+    def read_member(self, info: ZipEntry, limit: int) -> bytes:
+        try:
+            return self.index.read(info, limit)
+        except (BadZip, OSError) as exc:
+            raise InputError(F.TRUNCATED_FILE.code, f"cannot read {info.filename} from the archive ({exc})",
+                             self.path, "download or save it again") from None
 
     def small_text(self, name: str) -> str | None:
         info = self.member(name)
         if info is None or info.file_size > 4096:
             return None
-        return self.zf.read(info).decode("utf-8", "replace").strip()
+        return self.read_member(info, 4096).decode("utf-8", "replace").strip()
 
     def read_pickle(self, name: str) -> bytes:
         info = self.member(name)
         if info is None:
             raise InputError(F.CORRUPT_HEADER.code, f"zip member {self.prefix}/{name} is missing", self.path)
-        if info.file_size > MAX_PICKLE_BYTES or (info.compress_type == zipfile.ZIP_STORED and info.file_size > self.size):
+        if info.file_size > MAX_PICKLE_BYTES or (info.compress_type == STORED and info.file_size > self.size):
             raise InputError(F.CORRUPT_HEADER.code, f"{name} declares {info.file_size:,} bytes", self.path)
-        try:
-            return self.zf.read(info)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            raise InputError(F.TRUNCATED_FILE.code, f"cannot read {name} from the archive ({exc})", self.path,
-                             "download or save it again") from None
-
-    def payload_offset(self, info: zipfile.ZipInfo) -> int:
-        """Where a stored member's bytes start in the file (local header + name + extra)."""
-        with open(self.path, "rb") as fh:
-            fh.seek(info.header_offset)
-            header = fh.read(30)
-        if len(header) < 30 or header[:4] != b"PK\x03\x04":
-            raise InputError(F.CORRUPT_HEADER.code, f"bad local header for {info.filename}", self.path)
-        name_len, extra_len = struct.unpack("<HH", header[26:30])
-        return info.header_offset + 30 + name_len + extra_len
+        return self.read_member(info, MAX_PICKLE_BYTES)
 
     def storage_reader(self, folder: str, key: str, nbytes: int) -> Any:
         """A function returning the storage's bytes as a flat uint8 array (memmap when stored)."""
@@ -97,7 +85,8 @@ class ZipArchive:
                              f"storage {folder}/{key} holds {info.file_size:,} bytes but its tensors need {nbytes:,}",
                              self.path)
         path = self.path
-        if info.compress_type == zipfile.ZIP_STORED:
+        index = self.index
+        if info.compress_type == STORED:
             # cheap bound now (no extra read per storage); the exact payload offset when values are read
             if info.header_offset + 30 + len(info.filename) + info.file_size > self.size:
                 raise InputError(F.TRUNCATED_FILE.code, f"storage {folder}/{key} runs past the end of the file",
@@ -108,17 +97,20 @@ class ZipArchive:
 
                 if info.file_size == 0:
                     return np.zeros(0, dtype=np.uint8)
-                offset = self.payload_offset(info)
-                if offset + info.file_size > self.size:
-                    raise ValueError(f"storage {folder}/{key} runs past the end of the file")
+                try:
+                    offset = index.payload_offset(info)
+                except (BadZip, OSError) as exc:
+                    raise InputError(F.CORRUPT_HEADER.code, str(exc), path) from None
                 return np.memmap(path, dtype=np.uint8, mode="r", offset=offset, shape=(info.file_size,))
 
             return load_stored
 
         def load_compressed() -> np.ndarray:
+            import zipfile
+
             import numpy as np
 
-            with zipfile.ZipFile(path) as zf, zf.open(info) as fh:
+            with zipfile.ZipFile(path) as zf, zf.open(info.filename) as fh:
                 data = fh.read(nbytes)  # bounded: never more than the tensors need
             return np.frombuffer(data, dtype=np.uint8)
 
@@ -239,7 +231,7 @@ class _TorchScriptCode:
         info = self.archive.member("code/" + module.replace(".", "/") + ".py")
         if info is None or info.file_size > 4 << 20:
             return {}
-        text = self.archive.zf.read(info).decode("utf-8", "replace")
+        text = self.archive.read_member(info, 4 << 20).decode("utf-8", "replace")
         out: dict[str, tuple[list[str], list[str]]] = {}
         starts = [(m.start(), m.group(1)) for m in self._CLASS.finditer(text)]
         for i, (start, name) in enumerate(starts):

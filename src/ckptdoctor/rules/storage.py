@@ -104,6 +104,8 @@ def check_storage_layout(snapshot: Snapshot) -> list[Diagnostic]:
                                 "Attempting to deserialize object on a CUDA device"),
             fix='torch.load(path, map_location="cpu")'))
     for key, tensors in _by_storage(snapshot).items():
+        if len(tensors) == 1 and tensors[0].offset == 0 and tensors[0].storage_nbytes == tensors[0].nbytes:
+            continue  # the common case: one tensor that owns its whole storage
         used = _bytes_used(tensors)
         whole = tensors[0].storage_nbytes
         if whole is not None and used is not None and whole > used and whole - used >= 1024:
