@@ -155,8 +155,8 @@ def _compare_by_path(snap: Snapshot, spec: ModelSpec) -> Comparison:
                 "load_weights will succeed WITHOUT ANY MESSAGE and ignore them",
                 subject=ignored[0], expected="every saved layer used", found=f"{len(ignored)} saved layer(s) unused",
                 framework_behavior=strict.summary(),
-                fix="add the missing layer(s) to the model; if dropping them is intended, say so with "
-                    "load_weights(path, objects_to_skip=...) or re-save the smaller model",
+                fix="add the missing layer(s) to the model; if dropping them is intended, re-save the smaller "
+                    "model's weights (or `ckptdoctor fix` drops the unused groups) so the file says what loads",
                 fix_plan=Fix(kind="drop-keys", description="drop the unused groups",
                              data={"keys": [t.name for t in snap.tensors if t.name.rpartition('/vars/')[0] in ignored]}),
                 path=snap.path, details={"groups": ignored}))

@@ -151,7 +151,9 @@ SILENT_PARTIAL = Rule("A107", "silent-partial-load", Severity.ERROR, "The load w
 
     ## Fix
     Make the architecture match. If the partial load is intended (a backbone only), make it explicit:
-    Keras `objects_to_skip=`, torch `strict=False` and assert the returned key lists.
+    in torch, `strict=False` and assert the returned `missing_keys`/`unexpected_keys`; in Keras, re-save
+    the weights of the smaller model so the file holds only what loads (Keras's `objects_to_skip=` names
+    model layers to leave alone, not saved groups to ignore).
 """)
 
 OPTIMIZER = Rule("A108", "optimizer-state-mismatch", Severity.INFO, "The optimizer state in the file will not be restored; the weights are fine.", """
