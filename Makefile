@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/ckptdoctor demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)

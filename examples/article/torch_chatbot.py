@@ -21,42 +21,15 @@ import torch.nn as nn
 ARTICLE_ARGS = {"vocab_size": 1000, "embedding_dim": 64, "hidden_size": 128}
 
 
-class CustomLinear(nn.Module):
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_features, in_features))
-        self.bias = nn.Parameter(torch.randn(out_features))
+# The article's classes, exactly as `ckptdoctor demo` runs them (one definition for the demo and the tests).
+from ckptdoctor.demo.scripts.example2_torch import (  # noqa: E402
+    ChatbotModel,
+    ChatbotModel_No_Custom_Layer,
+    CustomLinear,
+)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(x, self.weight.T) + self.bias
-
-
-class ChatbotModel(nn.Module):
-    def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.lstm = nn.LSTM(embedding_dim, hidden_size)
-        self.custom_linear = CustomLinear(hidden_size, 2)  # Using our custom Layer
-        self.fc = nn.Linear(hidden_size, 2)  # never used in forward(), saved all the same
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        embedded = self.embedding(x)
-        lstm_out, _ = self.lstm(embedded)
-        return self.custom_linear(lstm_out[:, -1, :])
-
-
-class ChatbotModel_No_Custom_Layer(nn.Module):
-    def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int) -> None:
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.lstm = nn.LSTM(embedding_dim, hidden_size)
-        # Missing custom layer
-        self.fc = nn.Linear(hidden_size, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        embedded = self.embedding(x)
-        lstm_out, _ = self.lstm(embedded)
-        return self.fc(lstm_out[:, -1, :])
+__all__ = ["ARTICLE_ARGS", "ChatbotModel", "ChatbotModelRenamedHead", "ChatbotModel_No_Custom_Layer",
+           "CustomLinear", "save_article_checkpoint"]
 
 
 class ChatbotModelRenamedHead(nn.Module):
