@@ -28,6 +28,7 @@ _API: dict[str, str] = {
     "watch": "ckptdoctor.watching:watch",
     "diff": "ckptdoctor.fixing.diff:diff",
     "convert": "ckptdoctor.fixing.convert:convert",
+    "fix": "ckptdoctor.fixing.fix:fix",
     "Snapshot": "ckptdoctor.snapshot:Snapshot",
     "TensorInfo": "ckptdoctor.snapshot:TensorInfo",
     "Diagnostic": "ckptdoctor.diagnostics:Diagnostic",

@@ -1,0 +1,99 @@
+"""``ckptdoctor fix FILE --model TARGET -o OUT``: apply the mechanical fixes ``check`` found, and prove it."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from ckptdoctor.commands.common import format_option, handle_errors, write_json
+
+if TYPE_CHECKING:
+    from ckptdoctor.fixing.fix import FixReport
+
+
+@click.command("fix")
+@click.argument("path", type=click.Path(path_type=str))
+@click.option("--model", "target", required=True, metavar="TARGET",
+              help="The model's code: 'package.module:callable' or 'path/to/file.py:callable'.")
+@click.option("--model-args", default=None, metavar="JSON", help="Arguments for TARGET as a JSON object or array.")
+@click.option("-o", "--output", "out", default=None, type=click.Path(path_type=str),
+              help="The fixed file: .safetensors, or .pt/.pth/.bin/.ckpt for a torch zip checkpoint.")
+@click.option("--key", default=None, metavar="KEY",
+              help="For a training checkpoint, the entry that holds the state_dict (default: found automatically).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
+@click.option("--allow-lossy", is_flag=True,
+              help="Allow casts that lose information (float32 -> float16/bfloat16, float -> integer).")
+@click.option("--force", is_flag=True, help="Overwrite OUT if it exists (never the input file).")
+@format_option("text", "json")
+@handle_errors
+def fix_command(path: str, target: str, model_args: str | None, out: str | None, key: str | None, dry_run: bool,
+                allow_lossy: bool, force: bool, fmt: str) -> None:
+    """Write a corrected copy of FILE that loads STRICTLY into the model TARGET builds.
+
+    Applies what `ckptdoctor check` can fix mechanically, as one plan: select the state_dict of a
+    training checkpoint; drop the tensors check reported as unexpected (each one listed); rename
+    renamed layers; strip or add a wrapper prefix (module., _orig_mod.); restore tied aliases (shared
+    storage in a .pt, a copy in .safetensors); cast to the model's dtypes (lossy casts only with
+    --allow-lossy); port Keras Embedding/Dense/LSTM/GRU weights to a torch model's layout. Anything
+    else (missing tensors, other shapes) is refused with one line and exit status 2.
+
+    The output format follows OUT's extension: .safetensors (safetensors), or .pt/.pth/.bin/.ckpt
+    (a torch zip checkpoint for torch.load(weights_only=True), written without torch). Tensors are
+    streamed one by one into a temporary file beside OUT; before it is renamed to OUT it is read
+    back, checked against the model, and loaded by torch in a fresh process with strict=True. FILE is
+    never modified; OUT is never overwritten without --force.
+
+    \b
+    Examples:
+      ckptdoctor fix ddp.pt --model net.py:Net -o fixed.pt
+      ckptdoctor fix ckpt.pt --model net.py:Net --dry-run --format json
+      ckptdoctor fix model.weights.h5 --model port.py:TorchNet -o ported.safetensors
+
+    Exit status: 0 written and verified (or --dry-run), 1 written file failed verification (OUT not
+    created), 2 refused (not mechanical, lossy cast, OUT exists) or bad input.
+    """
+    from ckptdoctor.fixing.fix import fix
+
+    report = fix(target, path, out, model_args=model_args, key=key, dry_run=dry_run, allow_lossy=allow_lossy,
+                 force=force)
+    if fmt == "json":
+        from ckptdoctor.report.json_report import envelope
+
+        write_json(envelope({"path": path, "kind": "file", "model": target, "output": out},
+                            [*report.diagnostics, *report.check_after], fix=report.to_json()))
+    else:
+        _render(report)
+    sys.exit(0 if report.ok else 1)
+
+
+def _render(r: FixReport) -> None:
+    from rich.markup import escape
+
+    from ckptdoctor.report.text import console, human_bytes
+
+    con = console()
+    plan = r.plan
+    head = "plan (dry run, nothing written)" if r.dry_run else "plan"
+    con.print(f"[bold]{head}[/bold] for {escape(r.source)} -> {escape(r.output or '-')} "
+              f"([cyan]{plan.output_format}[/cyan], {len(plan.tensors)} tensor(s))")
+    for i, step in enumerate(plan.steps(), 1):
+        con.print(f"  {i}. {escape(step)}")
+    for note in plan.notes:
+        con.print(f"  [dim]note: {escape(note)}[/dim]")
+    if r.dry_run:
+        return
+    for d in r.diagnostics:
+        con.print(f"[red]error[{d.code}][/red] {escape(d.message)}")
+    if r.written:
+        con.print(f"[green]wrote[/green] [bold]{escape(str(r.output))}[/bold] ({human_bytes(r.bytes_written)}, "
+                  f"{r.seconds:.2f} s)")
+        con.print("  check on the fixed file: " + ("clean" if not r.check_after else
+                  ", ".join(sorted({f'{d.code} ({d.severity})' for d in r.check_after}))))
+    if r.load:
+        if r.load.get("ok"):
+            con.print(f"  loads: {escape(str(r.load.get('call')))} in a {r.load.get('process')} [green]ok[/green]")
+        for c in r.load.get("recurrent", []):
+            con.print(f"  {c['kind']} {escape(c['module'])}: torch vs Keras max abs diff "
+                      f"{c.get('max_abs_diff', float('nan')):.2g}")
