@@ -50,6 +50,8 @@ class CheckReport:
                       "tensors": len([e for e in self.spec.state if e.persistent])},
             "file_tensors": len(self.snapshot.tensors),
             "state_dict_key": self.selected_key,
+            # a folder argument: the weights file (or shard index) that was compared
+            "weights_file": self.snapshot.path if self.snapshot.path != self.path else None,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -64,23 +66,27 @@ def check(model: Any, path: str | os.PathLike[str], *, key: str | None = None,
           snapshot: Snapshot | None = None) -> CheckReport:
     """Compare the file at ``path`` with ``model`` (a torch ``nn.Module``, a Keras model, or a ModelSpec).
 
+    ``path`` may be a Hugging Face style folder (config.json + model.safetensors, sharded safetensors
+    with their index, or pytorch_model.bin): the weights are picked as from_pretrained picks them.
+
     ``key`` selects the state_dict inside a training checkpoint (``ckpt["model"]``); by default it is
     found automatically. Raises ``ckptdoctor.InputError`` for an unreadable file.
     """
     from ckptdoctor.rules import run_model_checks, run_snapshot_checks
 
     path = os.fspath(path)
+    read_notes: list[str] = []
     if snapshot is None:
-        from ckptdoctor.readers import read
+        from ckptdoctor.checking.hf import read_for_check
 
-        snapshot = read(path)
+        snapshot, read_notes = read_for_check(path)
     if isinstance(model, ModelSpec):
         spec = model
     else:
         from ckptdoctor.frameworks import spec_from_object
 
         spec = spec_from_object(model, snapshot)
-    report = CheckReport(path=path, snapshot=snapshot, spec=spec, notes=list(spec.notes))
+    report = CheckReport(path=path, snapshot=snapshot, spec=spec, notes=read_notes + list(spec.notes))
     report.diagnostics.extend(snapshot.diagnostics)
     report.diagnostics.extend(run_snapshot_checks(snapshot))
     report.diagnostics.extend(spec.diagnostics)

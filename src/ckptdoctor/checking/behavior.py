@@ -90,6 +90,42 @@ def torch_load_state_dict(file_shapes: dict[str, Shape], model_shapes: dict[str,
     return Prediction(call, OK, None, "", details)
 
 
+def safetensors_load_model(file_shapes: dict[str, Shape], model_shapes: dict[str, Shape],
+                           tie_groups: list[list[str]], class_name: str, *, source: str,
+                           strict: bool = True) -> Prediction:
+    """``safetensors.torch.load_model(model, path, strict)``: ``load_state_dict(strict=False)``, then the
+    names the LIVE model shares are forgiven when missing, and counted as unexpected when the file has
+    them but another name of the group was kept (safetensors 0.4-0.8 ``_remove_duplicate_names`` with
+    the file's names preferred; the kept name is the first in sorted order)."""
+    call = f"safetensors.torch.load_model(model, '{source}'{'' if strict else ', strict=False'})"
+    if torch_size_mismatches(file_shapes, model_shapes):  # raised by the inner load_state_dict itself
+        inner = torch_load_state_dict(file_shapes, model_shapes, class_name, strict=False)
+        return Prediction(call, ERROR, "RuntimeError", inner.message, inner.details)
+    missing = {k for k in model_shapes if k not in file_shapes}
+    unexpected = [k for k in file_shapes if k not in model_shapes]
+    for group in tie_groups:
+        names = set(group)
+        preferred = names & set(file_shapes)
+        keep = sorted(preferred or names)[0]
+        for name in sorted(names - {keep}):
+            if name in missing:
+                missing.discard(name)
+            else:
+                unexpected.append(name)
+    details = {"missing_keys": sorted(missing), "unexpected_keys": sorted(unexpected), "size_mismatch": []}
+    if strict and (missing or unexpected):
+        text = f"Error(s) in loading state_dict for {class_name}:"
+        if missing:
+            text += "\n    Missing key(s) in state_dict: " + ", ".join(f'"{k}"' for k in sorted(missing))
+        if unexpected:
+            text += "\n    Unexpected key(s) in state_dict: " + ", ".join(f'"{k}"' for k in sorted(unexpected))
+        return Prediction(call, ERROR, "RuntimeError", text, details)
+    if missing or unexpected:
+        return Prediction(call, SILENT, None, f"returns {len(missing)} missing and {len(unexpected)} unexpected "
+                                              "name(s); nothing is raised", details)
+    return Prediction(call, OK, None, "", details)
+
+
 # ---- Keras 3 .keras / .weights.h5 ---------------------------------------------------------------------
 @dataclass
 class KerasGroup:

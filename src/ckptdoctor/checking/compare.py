@@ -15,6 +15,8 @@ from ckptdoctor.checking.explain_shapes import (
     knock_on,
     vocab_change,
 )
+from ckptdoctor.checking.hf import hf_config, prefix_story
+from ckptdoctor.checking.tied import explain_tied, tie_groups
 from ckptdoctor.diagnostics import Diagnostic, Fix, Severity
 from ckptdoctor.rules import architecture as A
 from ckptdoctor.snapshot import Snapshot
@@ -87,6 +89,12 @@ def compare_torch(snap: Snapshot, spec: ModelSpec, key: str | None = None) -> Co
     strict = B.torch_load_state_dict(file_shapes, model_shapes, spec.class_name, strict=True)
     loose = B.torch_load_state_dict(file_shapes, model_shapes, spec.class_name, strict=False)
     out.predictions = [strict, loose]
+    if snap.format == "safetensors" and not selected:
+        import os
+
+        out.predictions.append(B.safetensors_load_model(file_shapes, model_shapes, tie_groups(spec), spec.class_name,
+                                                        source=os.path.basename(snap.path)))
+    cfg = hf_config(snap) if snap.path else None
     behaviour = _torch_behaviour_text(strict, loose)
 
     al = align(file_shapes, model_shapes, sep=".")
@@ -103,13 +111,17 @@ def compare_torch(snap: Snapshot, spec: ModelSpec, key: str | None = None) -> Co
         else:
             msg = f"the model's keys carry the prefix {r.prefix!r} that the file's {r.explained} keys lack"
             fix = f"add it: sd = {{{r.prefix!r} + k: v for k, v in sd.items()}}, or load into the unwrapped model"
-        if r.cause:
+        story, hf_behaviour = prefix_story(r.prefix, r.action, cfg, spec.class_name)
+        if story:
+            msg += f": {story}"
+        elif r.cause:
             msg += f": {r.cause}"
         plan = Fix(kind=f"{r.action}-prefix", description=f"{r.action} {r.prefix!r} on every key", data={"prefix": r.prefix})
         out.fix_plan.append(plan)
         out.diagnostics.append(A.PREFIX.diag(
             msg, subject=r.prefix, expected=samples[0][1] if samples else None, found=samples[0][0] if samples else None,
-            framework_behavior=behaviour + " With strict=False nothing at all is loaded and nothing is raised.",
+            framework_behavior=behaviour + " With strict=False nothing at all is loaded and nothing is raised."
+                               + hf_behaviour,
             fix=fix, fix_plan=plan, path=snap.path, details={"keys_explained": r.explained, "examples": samples}))
 
     for rn in al.renames:
@@ -142,6 +154,7 @@ def compare_torch(snap: Snapshot, spec: ModelSpec, key: str | None = None) -> Co
         if fs != ms and not (ms == () and fs == (1,)):
             mismatched_owners.setdefault(owner_of(m), []).append(m)
     changes: set[tuple[int, int]] = set()
+    vocab_diags: dict[tuple[int, int], Diagnostic] = {}
     for owner, keys in mismatched_owners.items():
         cls = owner_class.get(keys[0], "")
         leaves_file = {m[len(owner) + 1 if owner else 0:]: file_shapes[al.pairs[m]]
@@ -150,14 +163,21 @@ def compare_torch(snap: Snapshot, spec: ModelSpec, key: str | None = None) -> Co
         saved_h, model_h = infer_torch(cls, leaves_file), infer_torch(cls, leaves_model)
         first = keys[0]
         fs, ms = file_shapes[al.pairs[first]], model_shapes[first]
-        vocab = vocab_change(fs, ms) if len(keys) == 1 or cls in ("Embedding", "EmbeddingBag") else None
+        vocab = _owner_vocab_change(keys, file_shapes, model_shapes, al.pairs)
         per_tensor = {k: {"file": list(file_shapes[al.pairs[k]]), "model": list(model_shapes[k])} for k in keys}
         sizes = "; ".join(f"{k}: file {list(file_shapes[al.pairs[k]])}, model {list(model_shapes[k])}" for k in keys[:3])
         plain_behaviour = ("load_state_dict raises RuntimeError 'size mismatch for " + first +
                            "' with strict=True AND with strict=False")
         if vocab and (cls in ("Embedding", "EmbeddingBag") or vocab in changes or _looks_like_head(first)):
             changes.add(vocab)
-            hf = spec.facts.get("hf_model", False)
+            if vocab in vocab_diags:  # the output head follows the embedding: one cause, one finding
+                d = vocab_diags[vocab]
+                d.details["tensors"].update(per_tensor)
+                names = list(d.details["tensors"])
+                d.message = f"vocabulary {vocab[0]} in the file, {vocab[1]} in the model ({' and '.join(names)})"
+                d.details["owners"].append(owner or first)
+                continue
+            hf = spec.facts.get("hf_model", False) or cfg is not None
             if hf:
                 fix = f"call model.resize_token_embeddings({vocab[0]}) before loading"
             elif vocab[0] > vocab[1]:
@@ -165,10 +185,15 @@ def compare_torch(snap: Snapshot, spec: ModelSpec, key: str | None = None) -> Co
                        f"code's {vocab[1]} (e.g. tokens added, resize_token_embeddings({vocab[0]})); resize before loading")
             else:
                 fix = f"build the model with the file's vocabulary size {vocab[0]}, or use the tokenizer it was trained with"
-            out.diagnostics.append(A.VOCAB.diag(
+            if hf:
+                fix += (" (it resizes the input embedding and the output head together; then load, e.g. with "
+                        "from_pretrained or load_state_dict)")
+            vocab_diags[vocab] = A.VOCAB.diag(
                 f"vocabulary {vocab[0]} in the file, {vocab[1]} in the model ({first})",
                 subject=owner or first, expected=list(ms), found=list(fs), framework_behavior=plain_behaviour,
-                fix=fix, path=snap.path, details={"tensors": per_tensor}))
+                fix=fix, path=snap.path, details={"tensors": per_tensor, "owners": [owner or first],
+                                                  "file_vocab": vocab[0], "model_vocab": vocab[1]})
+            out.diagnostics.append(vocab_diags[vocab])
             continue
         story = describe_change(saved_h, model_h)
         own = changed_values(saved_h, model_h)
@@ -203,11 +228,18 @@ def compare_torch(snap: Snapshot, spec: ModelSpec, key: str | None = None) -> Co
             details={"keys": np_hits}))
     unexpected = [f for f in al.unexpected if f not in np_hits]
 
+    tied = explain_tied(snap, spec, al, file_shapes, model_shapes, cfg)
+    out.diagnostics.extend(tied.diagnostics)
+    for d in tied.diagnostics:
+        if d.fix_plan is not None:
+            out.fix_plan.append(d.fix_plan)
+    missing_left = [m for m in al.missing if m not in tied.handled]
+
     amb_note = {}
     for amb in al.ambiguities:
         for mg in amb.model_groups:
             amb_note[mg] = amb.file_groups
-    for owner, keys in _group(al.missing).items():
+    for owner, keys in _group(missing_left).items():
         hint = ""
         if owner in amb_note:
             hint = f" (the file has layers with the same shapes: {', '.join(amb_note[owner])}; which one was renamed is ambiguous)"
@@ -232,6 +264,22 @@ def compare_torch(snap: Snapshot, spec: ModelSpec, key: str | None = None) -> Co
                                                             data={"keys": keys}),
             path=snap.path, details={"keys": keys}))
     return out
+
+
+def _owner_vocab_change(keys: list[str], file_shapes: dict[str, Shape], model_shapes: dict[str, Shape],
+                        pairs: dict[str, str]) -> tuple[int, int] | None:
+    """(file rows, model rows) when a layer differs only in its vocabulary dimension: an embedding, or an
+    output head whose weight [V, H] and bias [V] both follow the vocabulary."""
+    two_d = [k for k in keys if len(model_shapes[k]) == 2]
+    if len(two_d) != 1:
+        return None
+    vocab = vocab_change(file_shapes[pairs[two_d[0]]], model_shapes[two_d[0]])
+    if vocab is None:
+        return None
+    for k in keys:
+        if k != two_d[0] and (file_shapes[pairs[k]], model_shapes[k]) != ((vocab[0],), (vocab[1],)):
+            return None
+    return vocab
 
 
 def _looks_like_head(key: str) -> bool:

@@ -127,6 +127,9 @@ def _compare_by_path(snap: Snapshot, spec: ModelSpec) -> Comparison:
         own = changed_values(saved_h, model_h)
         if story and own and own <= changes:
             story = None
+        io = io_story(snap.path, cls, saved, g.shapes, first=g is model_groups[0], last=g is model_groups[-1])
+        if io:
+            story = io[0]
         knock = not story and all(knock_on(f, m, changes) for f, m in zip(saved, g.shapes, strict=True) if f != m)
         changes |= own
         diffs = "; ".join(f"vars/{i}: file {list(f)}, model {list(m)}"
@@ -140,7 +143,7 @@ def _compare_by_path(snap: Snapshot, spec: ModelSpec) -> Comparison:
         out.diagnostics.append(A.SHAPE.diag(
             msg, subject=g.path, expected=[list(s) for s in g.shapes], found=[list(s) for s in saved],
             framework_behavior=behaviour,
-            fix=(f"build the layer as {saved_h.call()}" if story and saved_h else
+            fix=(io[1] if io else f"build the layer as {saved_h.call()}" if story and saved_h else
                  "fix the upstream layer; this one follows" if knock else
                  "build the layer with the file's shapes, or retrain"),
             path=snap.path, details={"saved_hyperparameters": saved_h.params if saved_h else None,
@@ -269,6 +272,9 @@ def _compare_topological(snap: Snapshot, spec: ModelSpec) -> Comparison:
         own = changed_values(saved_h, model_h)
         if story and own and own <= changes:
             story = ""
+        io = io_story(snap.path, m.class_name, f.shapes, m.shapes, first=k == 0, last=k == len(mlayers) - 1)
+        if io and not (f.class_name and f.class_name != m.class_name):
+            story = io[0]
         knock = not story and all(knock_on(a, b, changes) for a, b in zip(f.shapes, m.shapes, strict=True) if a != b)
         changes |= own
         diffs = "; ".join(f"{(m.weight_names[i] if i < len(m.weight_names) else i)}: file {list(a)}, model {list(b)}"
@@ -280,7 +286,7 @@ def _compare_topological(snap: Snapshot, spec: ModelSpec) -> Comparison:
             msg, subject=m.name, expected=[list(s) for s in m.shapes], found=[list(s) for s in f.shapes],
             framework_behavior=behaviour + "; with skip_mismatch=True each mismatched weight is skipped with a "
                                            "UserWarning and keeps its initial value",
-            fix=(f"build the layer as {saved_h.call()}" if story and saved_h else
+            fix=(io[1] if io and story == io[0] else f"build the layer as {saved_h.call()}" if story and saved_h else
                  "fix the upstream layer; this one follows" if knock else "build the layer with the file's shapes"),
             path=snap.path, details={"saved_hyperparameters": saved_h.params if saved_h else None,
                                      "model_hyperparameters": model_h.params if model_h else None}))
@@ -300,6 +306,35 @@ def _sequence_story(fsig: list[Any], msig: list[Any], flayers: list[B.H5Layer], 
             parts.append("saved " + ", ".join(f.name for f in flayers[i1:i2]) + " became "
                          + ", ".join(f"{m.class_name} {m.name!r}" for m in mlayers[j1:j2]))
     return (": " + "; ".join(parts)) if parts else ""
+
+
+# ---- the model's inputs and outputs ------------------------------------------------------------------
+def io_story(path: str, cls: str, saved: list[Shape], model: list[Shape], *, first: bool,
+             last: bool) -> tuple[str, str] | None:
+    """(message, fix) when a Dense layer's size differs at the model's edge: the first layer's input
+    dimension is the number of input features (a bag-of-words vocabulary), the last layer's units are the
+    number of classes. Both change when the word or label list changes after training."""
+    from ckptdoctor.checking.side_files import explain_size
+
+    if cls != "Dense" or not saved or not model or len(saved[0]) != 2 or len(model[0]) != 2:
+        return None
+    (f_in, f_out), (m_in, m_out) = saved[0], model[0]
+    parts, fixes = [], []
+    if first and f_in != m_in:
+        parts.append(f"the file was trained on {f_in} input features (Dense kernel {f_in}x{f_out}), your model has "
+                     f"{m_in}: " + explain_size(path, f_in, m_in, "vocabulary", "words", "your input vocabulary or feature list "
+                                                    "(e.g. words.pkl) changed since training"))
+        fixes.append(f"build the input with the {f_in} features (the word list) the file was trained with, or "
+                     "retrain on the new vocabulary: a first layer trained on other inputs cannot be reused")
+    if last and f_out != m_out:
+        parts.append(f"the file's output layer has {f_out} classes (Dense kernel {f_in}x{f_out}), your model has "
+                     f"{m_out}: " + explain_size(path, f_out, m_out, "class list", "classes", "the list of classes (labels, intents; "
+                                                      "e.g. classes.pkl) changed since training"))
+        fixes.append(f"build the output layer with the file's {f_out} classes (the label list saved with it), or "
+                     "retrain the output layer for the new classes (skip_mismatch=True leaves it random)")
+    if not parts:
+        return None
+    return "; and ".join(parts), "; ".join(fixes)
 
 
 # ---- optimizer state ---------------------------------------------------------------------------------

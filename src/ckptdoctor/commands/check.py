@@ -24,7 +24,7 @@ from ckptdoctor.commands.common import exit_code, fail_on_option, format_option,
 @handle_errors
 def check_command(path: str, target: str, model_args: str | None, key: str | None, fmt: str, fail_on: str,
                   verbose: bool) -> None:
-    """Check a checkpoint FILE against the code that builds the model.
+    """Check a checkpoint FILE (or a Hugging Face style model folder) against the code that builds the model.
 
     Reports missing, unexpected and reshaped tensors, wrapper prefixes (module., _orig_mod.), renamed
     layers and changed hyperparameters, and says what load_state_dict / load_weights / load_model will
@@ -35,16 +35,17 @@ def check_command(path: str, target: str, model_args: str | None, key: str | Non
     Examples:
       ckptdoctor check chatbot.pth --model models.py:ChatbotModel --model-args '{"vocab_size": 1000}'
       ckptdoctor check v1.keras --model train.py:create_model_v2
+      ckptdoctor check ./my-llama/ --model mymodels.py:TinyLlamaForCausalLM
       ckptdoctor check ckpt.pt --model mypkg.nets:Net --key model --format sarif > check.sarif
     """
     from ckptdoctor.checking import check
+    from ckptdoctor.checking.hf import read_for_check
     from ckptdoctor.frameworks import build_from_target
-    from ckptdoctor.readers import read
 
-    snap = read(path)
+    snap, read_notes = read_for_check(path)
     model, notes = build_from_target(target, model_args, snap)
     report = check(model, path, key=key, snapshot=snap)
-    report.notes[:0] = notes
+    report.notes[:0] = read_notes + notes
     if fmt == "json":
         write_json(report.to_json())
     elif fmt == "sarif":

@@ -25,6 +25,14 @@ MISSING = Rule("A101", "missing-tensor", Severity.ERROR, "The model expects tens
     Keras `load_weights` (`.keras`, `.weights.h5`) raises `Layer 'x' expected 2 variables, but received
     0 variables during loading` inside `A total of N objects could not be loaded`.
 
+    Tied weights are the exception ckptdoctor reports as a **warning**: `save_pretrained` (with
+    `tie_word_embeddings`, the default) and `safetensors.torch.save_model` drop `lm_head.weight` because
+    it is the same tensor as `model.embed_tokens.weight`. If your model ties them too (same Parameter),
+    only `load_state_dict(strict=True)` complains; `strict=False` loads the head through the tie,
+    `safetensors.torch.load_model` forgives names the live model shares, and `from_pretrained` re-ties.
+    If your model does NOT tie them, the head stays random under `strict=False`: an error, with a
+    `copy-keys` fix plan (or tie them: `model.lm_head.weight = model.model.embed_tokens.weight`).
+
     ## Example
     ```python
     class Net(nn.Module):            # saved without `head`
@@ -179,6 +187,9 @@ VOCAB = Rule("A109", "vocab-size-changed", Severity.ERROR, "An embedding or outp
     ## What the framework does
     `size mismatch for model.embed_tokens.weight: copying a param with shape torch.Size([32001, 4096])
     from checkpoint, the shape in current model is torch.Size([32000, 4096]).`, also with `strict=False`.
+
+    When the input embedding and an untied output head (`lm_head.weight`, and its bias) both change, it is
+    one cause and one finding that lists both tensors.
 
     ## Fix
     Resize before loading: `model.resize_token_embeddings(32001)` (Hugging Face), or build the model with
