@@ -430,3 +430,27 @@ def test_file_that_fails_the_real_load_is_never_published(nets, tmp_path):
     assert [d.code for d in report.diagnostics] == ["A403"]
     assert "size mismatch" in report.load["error"]
     assert sorted(os.listdir(tmp_path)) == ["h7.pt"]  # no OUT, no temporary file left
+
+
+def test_untied_model_gets_the_tied_head_copied_from_an_hf_folder(tmp_path):
+    """save_pretrained dropped lm_head (tied in config.json); the user's model does not tie it:
+    `fix` copies the embedding into the head, and the strict load restores every trained tensor."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    try:
+        import ckd_hf_models as H
+    finally:
+        sys.path.remove(os.path.dirname(__file__))
+    torch.manual_seed(0)
+    trained_model = H.TinyLlamaForCausalLM()
+    folder = H.save_hf_folder(trained_model, str(tmp_path / "hf"))
+    out = tmp_path / "fixed.safetensors"
+    report = fix(H.untied_causal_lm(), folder, str(out))
+    assert report.ok, report
+    from safetensors.torch import load_file
+
+    sd = load_file(str(out))
+    model = H.untied_causal_lm()
+    model.load_state_dict(sd, strict=True)
+    assert torch.equal(model.lm_head.weight, trained_model.lm_head.weight)
+    trained_state = trained_model.state_dict()
+    assert all(torch.equal(v, trained_state[k]) for k, v in model.state_dict().items())

@@ -92,7 +92,7 @@ def fix(model: Any, path: str | os.PathLike[str], out: str | os.PathLike[str] | 
     never published: the report's ``ok`` is False and its diagnostics say why (A403).
     """
     from ckptdoctor.checking import check
-    from ckptdoctor.readers import read
+    from ckptdoctor.checking.hf import read_for_check
 
     started = time.perf_counter()
     path = os.fspath(path)
@@ -102,13 +102,13 @@ def fix(model: Any, path: str | os.PathLike[str], out: str | os.PathLike[str] | 
     fmt = output_format(out) if out else "safetensors"
     if out is not None and not dry_run:
         check_output_path(out, force=force, inputs=[path])  # fail before any expensive work
-    snap = read(path)
+    snap, notes = read_for_check(path)  # a model folder: the weights from_pretrained would load
     target: str | None = model if isinstance(model, str) else None
-    notes: list[str] = []
     if target is not None:
         from ckptdoctor.frameworks import build_from_target
 
-        model, notes = build_from_target(target, model_args, snap)
+        model, build_notes = build_from_target(target, model_args, snap)
+        notes.extend(build_notes)
     report = check(model, path, key=key, snapshot=snap)
     plan = build_plan(report, fmt, allow_lossy=allow_lossy)
     result = FixReport(source=path, output=out, target=target, plan=plan, dry_run=dry_run, notes=notes)

@@ -177,8 +177,11 @@ def build_plan(report: CheckReport, output_format: str, *, allow_lossy: bool = F
             plan.left_out.append(t.name)
 
     drop: set[str] = set()
+    copies: dict[str, str] = {}  # file key -> model key that gets the same values (an untied copy)
     for f in fixes:
-        if f.kind == "drop-keys":
+        if f.kind == "copy-keys":
+            copies.update({str(a): str(b) for a, b in f.data.get("mapping", {}).items()})
+        elif f.kind == "drop-keys":
             drop.update(str(k) for k in f.data.get("keys", []))
         elif f.kind == "rename-keys":
             plan.renames.update({str(a): str(b) for a, b in f.data.get("mapping", {}).items()})
@@ -216,6 +219,8 @@ def build_plan(report: CheckReport, output_format: str, *, allow_lossy: bool = F
         tied.setdefault(model_key(str(dropped)), model_key(str(kept)))
     for a, b in list(tied.items()):
         tied.setdefault(b, a)
+    for src_file, m in copies.items():  # one direction only: the copy is filled from the source
+        tied.setdefault(m, model_key(src_file))
 
     problems = [f"{len(stray)} tensor(s) of the file fit no key of the model: {', '.join(stray[:4])}"] if stray else []
     lossy = []
