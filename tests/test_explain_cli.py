@@ -84,5 +84,9 @@ def test_explain_unknown_code_is_a_usage_error() -> None:
 def test_explain_list_and_help() -> None:
     res = run("--list")
     assert res.exit_code == 0 and res.output.count("\n") >= 50
+    from ckptdoctor.rules import load_all
+
+    listed = {line.split()[0] for line in res.output.splitlines() if line.startswith("  ")}
+    assert listed == set(load_all())  # every family's codes, not only the W codes
     helptext = run("--help").output
     assert "Examples:" in helptext and "ckptdoctor explain W107" in helptext

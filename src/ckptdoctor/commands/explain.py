@@ -18,7 +18,7 @@ MAX_INPUT = 64 * 1024 * 1024  # a log larger than this is read from its end
 @click.command("explain")
 @click.argument("what", nargs=-1)
 @format_option("text", "json")
-@click.option("--list", "list_all", is_flag=True, help="List every known message (W codes) and exit.")
+@click.option("--list", "list_all", is_flag=True, help="List every code (A/C/D/S/F rules and the W codes of known messages) and exit.")
 @fail_on_option
 @handle_errors
 def explain_command(what: tuple[str, ...], fmt: str, list_all: bool, fail_on: str) -> None:
@@ -37,7 +37,7 @@ def explain_command(what: tuple[str, ...], fmt: str, list_all: bool, fail_on: st
       python train.py 2>&1 | ckptdoctor explain -
       ckptdoctor explain training.log --format json
       ckptdoctor explain W107            # documentation of one message
-      ckptdoctor explain --list          # every known message
+      ckptdoctor explain --list          # every code, rules and known messages
 
     Exit status: 0 nothing at or above --fail-on, 1 findings, 2 usage or input error.
     """
@@ -94,7 +94,7 @@ def _code(code: str, fmt: str) -> None:
 
     rule = get(code)
     if rule is None:
-        raise UsageError(f"unknown code {code}: no rule has this code (`ckptdoctor explain --list` lists the W codes)")
+        raise UsageError(f"unknown code {code}: no rule has this code (`ckptdoctor explain --list` lists every code)")
     if fmt == "json":
         from ckptdoctor.report.json_report import tool_info
 
@@ -106,11 +106,22 @@ def _code(code: str, fmt: str) -> None:
 
 
 def _list(fmt: str) -> None:
-    from ckptdoctor.catalog import CATALOG
+    """Every code: the A/C/D/S/F rules ckptdoctor reports, then the W codes of known library messages."""
+    from ckptdoctor.catalog import BY_CODE
+    from ckptdoctor.rules import load_all
+    from ckptdoctor.rules.registry import FAMILIES
 
+    rules = load_all()
     if fmt == "json":
-        write_json([{"code": e.code, "name": e.name, "library": e.library, "severity": str(e.severity),
-                     "summary": e.summary} for e in CATALOG])
+        write_json([{"code": r.code, "name": r.name, "family": FAMILIES.get(r.code[0], ""),
+                     "severity": str(r.severity), "summary": r.summary,
+                     **({"library": BY_CODE[r.code].library} if r.code in BY_CODE else {})}
+                    for r in rules.values()])
         return
-    for e in CATALOG:
-        click.echo(f"{e.code}  {e.name:<48} {e.library:<13} {e.summary}")
+    family = ""
+    for r in rules.values():
+        if r.code[0] != family:
+            family = r.code[0]
+            click.echo(f"\n{family}: {FAMILIES.get(family, '')}")
+        origin = f"[{BY_CODE[r.code].library}] " if r.code in BY_CODE else ""
+        click.echo(f"  {r.code}  {r.name:<44} {r.severity!s:<8} {origin}{r.summary}")
