@@ -123,8 +123,9 @@ class Snapshot:
     """Everything ckptdoctor knows about one model file, read without executing it.
 
     ``format`` is one of: torch-zip, torch-legacy, torchscript, pickle, safetensors, safetensors-sharded,
-    keras-v3 (.keras), keras-weights (.weights.h5), keras-h5 (legacy full model or weights HDF5), npy, npz.
-    ``framework`` is one of: pytorch, keras, safetensors, numpy, python.
+    keras-v3 (.keras), keras-weights (.weights.h5), keras-h5 (legacy full model or weights HDF5), npy, npz,
+    tf-checkpoint (a TF tensor bundle ``.index`` + ``.data-*``), tf-savedmodel (a SavedModel folder).
+    ``framework`` is one of: pytorch, keras, safetensors, numpy, python, tensorflow.
     """
 
     path: str

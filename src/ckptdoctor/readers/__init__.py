@@ -27,6 +27,8 @@ READERS: dict[str, str] = {
     "hdf5": "keras_h5",
     "npy": "numpy_files",
     "npz": "numpy_files",
+    "tf-checkpoint": "tf_bundle",
+    "tf-savedmodel": "tf_savedmodel",
 }
 
 
@@ -44,6 +46,8 @@ def read(path: str | os.PathLike[str]) -> Snapshot:
 def read_path(path: str | os.PathLike[str]) -> list[Snapshot]:
     """Read a file, or every model file in a folder (sharded safetensors sets as one snapshot each)."""
     path = os.fspath(path)
+    if not os.path.exists(path) and os.path.isfile(path + ".index"):
+        path += ".index"  # a TensorFlow checkpoint prefix, as tf.train.Checkpoint names it (``ckpt-1``)
     if not os.path.exists(path):
         raise InputError(F.PATH_NOT_FOUND.code, "no such file or directory", path)
     if os.path.isdir(path):

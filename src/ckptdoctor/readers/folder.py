@@ -6,6 +6,10 @@ What a folder becomes:
   ``torch-sharded``) whose tensors come from the shard headers, checked against the index (F3xx);
   the shards it names are not listed again;
 * a directory holding ``config.json`` + ``model.weights.h5`` is an unzipped ``.keras`` (keras-v3);
+* a directory holding ``saved_model.pb`` is ONE TensorFlow SavedModel snapshot (tf-savedmodel), its
+  ``variables/`` and ``assets/`` included;
+* each TensorFlow checkpoint ``<prefix>.index`` is one tf-checkpoint snapshot; its ``<prefix>.data-*``
+  shards and the ``checkpoint`` state file are part of it, not listed on their own;
 * every other file is recognised by content and read on its own.
 
 Errors are per file: a model file that cannot be read (an LFS pointer, an empty or truncated file)
@@ -50,6 +54,13 @@ def read_folder(path: str) -> list[Snapshot]:
         if "config.json" in files and "model.weights.h5" in files:
             here.append(_read_one(dirpath, None, failures))
             consumed.update({"config.json", "metadata.json", "model.weights.h5"})
+        if "saved_model.pb" in files:
+            snap = _read_one(dirpath, "saved_model.pb", failures)
+            if snap is not None:
+                here.append(snap)
+            consumed.update({"saved_model.pb", "keras_metadata.pb", "fingerprint.pb"})
+            dirnames[:] = [d for d in dirnames if d not in ("variables", "assets", "assets.extra")]
+        _consume_tf_checkpoint_files(files, consumed)
         for name in files:
             if name.endswith(".index.json"):
                 shard_snap = _read_index(os.path.join(dirpath, name), consumed)
@@ -69,6 +80,22 @@ def read_folder(path: str) -> list[Snapshot]:
             first.message += f" (and {len(failures) - 1} more file(s) in the folder failed)"
         raise first
     return snaps
+
+
+def _consume_tf_checkpoint_files(files: list[str], consumed: set[str]) -> None:
+    """The ``.data-NNNNN-of-MMMMM`` shards of each ``<prefix>.index`` are read through the index."""
+    prefixes = {f[: -len(".index")] for f in files if f.endswith(".index")}
+    if not prefixes:
+        return
+    import re
+
+    shard = re.compile(r"^(.+)\.data-\d{5}-of-\d{5}$")
+    for f in files:
+        m = shard.match(f)
+        if m and m.group(1) in prefixes:
+            consumed.add(f)
+    if "checkpoint" in files:  # tf.train.CheckpointState text file: which prefix is the latest
+        consumed.add("checkpoint")
 
 
 def _read_one(dirpath: str, name: str | None, failures: list[InputError]) -> Snapshot | None:

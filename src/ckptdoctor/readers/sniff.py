@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import struct
 
@@ -46,10 +47,14 @@ def sniff(path: str) -> str:
     """The format name of a file. Raises InputError (F family) when it is not a model file.
 
     Formats: torch-zip, torchscript, keras-v3, npz, zip (other), hdf5, npy, torch-legacy, torch-tar,
-    pickle, safetensors.
+    pickle, safetensors, tf-checkpoint (a tensor-bundle ``.index``, or one of its ``.data-*`` shards),
+    tf-savedmodel (its ``saved_model.pb``).
     """
     size = check_regular_file(path)
     head = read_head(path)
+    tf_format = _sniff_tensorflow(path, size)
+    if tf_format is not None:
+        return tf_format
 
     if head.startswith(ZIP_MAGICS):
         return _sniff_zip(path)
@@ -76,6 +81,32 @@ def sniff(path: str) -> str:
         return "safetensors"  # a header we will reject with a precise reason
     raise InputError(F.NOT_A_MODEL.code, f"unrecognised content (starts with {head[:16]!r})", path,
                      "formats are recognised by content: is this the file you meant?")
+
+
+TF_TABLE_MAGIC = b"\x57\xfb\x80\x8b\x24\x75\x47\xdb"  # 0xdb4775248b80fb57, little-endian, ends a TF table
+_TF_DATA_SHARD = re.compile(r"\.data-\d{5}-of-\d{5}$")
+
+
+def _sniff_tensorflow(path: str, size: int) -> str | None:
+    """A TF checkpoint index ends with the table magic; a data shard is recognised by its .index sibling."""
+    if size >= 48:
+        with open(path, "rb") as fh:
+            fh.seek(size - 8)
+            if fh.read(8) == TF_TABLE_MAGIC:
+                return "tf-checkpoint"
+    name = os.path.basename(path)
+    if name.endswith(".index"):
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        # a table's first entry is the bundle header under the empty key: shared=0, non_shared=0, len, 0x08
+        if len(head) == 4 and head[:2] == b"\x00\x00" and (head[3] == 0x08 or head[2] == 0):
+            return "tf-checkpoint"  # without its footer: the reader reports it as truncated
+    if name == "saved_model.pb" and os.path.isdir(os.path.join(os.path.dirname(path), "variables")):
+        return "tf-savedmodel"
+    m = _TF_DATA_SHARD.search(path)
+    if m and os.path.isfile(path[:m.start()] + ".index"):
+        return "tf-checkpoint"
+    return None
 
 
 def _sniff_zip(path: str) -> str:
