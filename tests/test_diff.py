@@ -145,6 +145,7 @@ def test_tied_pt_against_save_model_output(tmp_path: Path) -> None:
 def test_chunked_streaming_gives_same_answer(planted: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     whole = _by_name(diff(planted["a"], planted["b"]))
     monkeypatch.setattr(diff_module, "CHUNK_ELEMS", 7)  # many chunks, NaN and the nudge in different ones
+    monkeypatch.setattr(diff_module, "WINDOW_BYTES", 64)  # many mapped windows, merged across threads
     chunked = _by_name(diff(planted["a"], planted["b"]))
     for name, t in whole.items():
         c = chunked[name]
