@@ -49,7 +49,7 @@ def compare_keras(snap: Snapshot, spec: ModelSpec) -> Comparison:
         out.predictions.append(pred)
         out.diagnostics.append(A.LOAD_MODEL.diag(
             "keras.models.load_model() on this file would not use your code: it rebuilds the saved "
-            f"{saved or 'model'} from the file's config, so none of the mismatches below would show, and you "
+            f"{saved or 'model'} from the file's config, so none of these mismatches would show, and you "
             "would get the old architecture",
             subject=_source(snap), expected="your model code", found="the architecture stored in the file",
             framework_behavior=pred.summary(),
