@@ -18,19 +18,10 @@ from click.testing import CliRunner  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import ckd_hf_models as H  # noqa: E402
+from ckd_torch_load import assert_state_dict_predictions  # noqa: E402
 from ckptdoctor.checking import check  # noqa: E402
 from ckptdoctor.cli import main  # noqa: E402
 from ckptdoctor.diagnostics import Severity  # noqa: E402
-
-
-def actual_load_state_dict(model, sd: dict, strict: bool) -> tuple[str, object]:
-    try:
-        res = model.load_state_dict(dict(sd), strict=strict)
-    except RuntimeError as exc:
-        return "error", str(exc)
-    if res.missing_keys or res.unexpected_keys:
-        return "silent", (sorted(res.missing_keys), sorted(res.unexpected_keys))
-    return "ok", None
 
 
 def actual_load_model(model, path: str) -> tuple[str, object]:
@@ -39,18 +30,6 @@ def actual_load_model(model, path: str) -> tuple[str, object]:
     except RuntimeError as exc:
         return "error", str(exc)
     return ("silent", (sorted(missing), sorted(unexpected))) if missing or unexpected else ("ok", None)
-
-
-def assert_torch_predictions(report, model, sd: dict) -> None:
-    for strict in (True, False):
-        pred = report.prediction(f"load_state_dict(sd, strict={strict})")
-        outcome, info = actual_load_state_dict(model, sd, strict)
-        assert pred.outcome == outcome, (strict, pred.outcome, outcome, info)
-        if outcome == "error":
-            assert pred.message.splitlines()[0] == info.splitlines()[0]
-            assert sorted(pred.message.splitlines()[1:]) == sorted(info.splitlines()[1:])
-        if outcome == "silent":
-            assert (sorted(pred.details["missing_keys"]), sorted(pred.details["unexpected_keys"])) == info
 
 
 def assert_load_model_prediction(report, model, path: str) -> None:
@@ -128,7 +107,7 @@ def test_tied_head_dropped_by_save_pretrained_is_a_warning_not_an_error(folders,
 
     sd = H.load_hf_folder(folders[name])
     assert "lm_head.weight" not in sd
-    assert_torch_predictions(report, model, sd)  # strict=True really raises, strict=False is silent
+    assert_state_dict_predictions(report, model, sd)  # strict=True really raises, strict=False is silent
     # ...and strict=False really loaded the head through the tie (harmless, as the diagnostic says)
     assert torch.equal(model.lm_head.weight, trained.model.embed_tokens.weight)
     if name != "sharded":
@@ -150,7 +129,7 @@ def test_untied_model_gets_a_random_head_and_an_error(folders, trained) -> None:
 
     sd = H.load_hf_folder(folders["tied"])
     before = model.lm_head.weight.detach().clone()
-    assert_torch_predictions(report, model, sd)
+    assert_state_dict_predictions(report, model, sd)
     assert torch.equal(model.lm_head.weight, before)  # strict=False: the head kept its random values
     assert_load_model_prediction(report, H.untied_causal_lm(), os.path.join(folders["tied"], "model.safetensors"))
     # the fix, applied: copy the tensor, and the strict load succeeds with the trained head
@@ -171,7 +150,7 @@ def test_safetensors_save_model_aliases(folders, trained) -> None:
     assert dropped not in kept and a101.details["file_key"] in kept
     assert "save_model dropped it" in a101.message
     assert_load_model_prediction(report, H.TinyLlamaForCausalLM(), path)
-    assert_torch_predictions(report, H.TinyLlamaForCausalLM(), kept)
+    assert_state_dict_predictions(report, H.TinyLlamaForCausalLM(), kept)
     # an untied model: the file's own metadata says which tensor the dropped name was
     report = check(H.untied_causal_lm(), path)
     (a101,) = [d for d in report.diagnostics if d.code == "A101"]
@@ -185,7 +164,7 @@ def test_load_model_rejects_both_tied_names_as_predicted(folders) -> None:
     assert report.prediction("strict=True").outcome == "ok"
     assert report.prediction("safetensors.torch.load_model").outcome == "error"
     assert_load_model_prediction(report, H.TinyLlamaForCausalLM(), folders["both_names"])
-    assert_torch_predictions(report, H.TinyLlamaForCausalLM(), st.load_file(folders["both_names"]))
+    assert_state_dict_predictions(report, H.TinyLlamaForCausalLM(), st.load_file(folders["both_names"]))
 
 
 def test_task_file_against_bare_backbone_strips_model_prefix(folders) -> None:
@@ -197,7 +176,7 @@ def test_task_file_against_bare_backbone_strips_model_prefix(folders) -> None:
     assert "LlamaForCausalLM" in prefix[0].message and "bare backbone" in prefix[0].message
     assert codes(report, Severity.ERROR) == ["A104"]  # one finding, not 20 missing + 20 unexpected
     sd = H.load_hf_folder(folders["tied"])
-    assert_torch_predictions(report, model, sd)
+    assert_state_dict_predictions(report, model, sd)
     model.load_state_dict({k.removeprefix("model."): v for k, v in sd.items()}, strict=True)  # the fix works
 
 
@@ -211,7 +190,7 @@ def test_backbone_file_against_task_model_adds_model_prefix(folders) -> None:
     (a101,) = [d for d in report.diagnostics if d.code == "A101"]
     assert a101.severity == Severity.WARNING
     sd = H.load_hf_folder(folders["backbone"])
-    assert_torch_predictions(report, model, sd)
+    assert_state_dict_predictions(report, model, sd)
     res = model.load_state_dict({"model." + k: v for k, v in sd.items()}, strict=False)
     assert res.missing_keys == ["lm_head.weight"] and not res.unexpected_keys
 
@@ -223,7 +202,7 @@ def test_peft_prefix_is_one_rule(folders, trained) -> None:
     assert prefix.fix_plan.data == {"prefix": "base_model.model."} and "PEFT" in prefix.message
     assert "A102" not in codes(report) and "A101" in codes(report, Severity.WARNING)
     sd = st.load_file(folders["peft"])
-    assert_torch_predictions(report, model, sd)
+    assert_state_dict_predictions(report, model, sd)
     assert_load_model_prediction(report, H.TinyLlamaForCausalLM(), folders["peft"])
 
 
@@ -236,7 +215,7 @@ def test_resized_vocabulary_is_one_cause_for_embedding_and_head(folders) -> None
     assert "resize_token_embeddings(33)" in a109.fix
     assert "A103" not in codes(report)
     sd = H.load_hf_folder(folders["untied_vocab"])
-    assert_torch_predictions(report, model, sd)  # size mismatch for both, strict or not
+    assert_state_dict_predictions(report, model, sd)  # size mismatch for both, strict or not
     model.resize_token_embeddings(H.VOCAB + 1)  # the fix A109 prints
     model.load_state_dict(sd, strict=True)
 
@@ -247,7 +226,7 @@ def test_resized_vocabulary_with_tied_head(folders) -> None:
     (a109,) = [d for d in report.diagnostics if d.code == "A109"]
     assert list(a109.details["tensors"]) == ["model.embed_tokens.weight"]
     assert [d.severity for d in report.diagnostics if d.code == "A101"] == [Severity.WARNING]
-    assert_torch_predictions(report, model, H.load_hf_folder(folders["tied_vocab"]))
+    assert_state_dict_predictions(report, model, H.load_hf_folder(folders["tied_vocab"]))
     model.resize_token_embeddings(H.VOCAB + 1)
     model.load_state_dict(H.load_hf_folder(folders["tied_vocab"]), strict=False)
     assert model.lm_head.weight is model.model.embed_tokens.weight
@@ -258,7 +237,7 @@ def test_pytorch_model_bin_folder_keeps_both_tied_names(folders) -> None:
     assert report.snapshot.path.endswith("pytorch_model.bin")
     assert "A101" not in codes(report) and report.ok
     sd = torch.load(os.path.join(folders["bin"], "pytorch_model.bin"), weights_only=True)
-    assert_torch_predictions(report, H.TinyLlamaForCausalLM(), sd)
+    assert_state_dict_predictions(report, H.TinyLlamaForCausalLM(), sd)
 
 
 def test_cli_checks_a_folder(folders) -> None:

@@ -14,7 +14,9 @@ nn = torch.nn
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples", "article"))
 import torch_chatbot as tc  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(__file__))
 import ckptdoctor  # noqa: E402
+from ckd_torch_load import actual_load_state_dict, assert_state_dict_predictions  # noqa: E402
 from ckptdoctor.checking import check  # noqa: E402
 
 ARGS = tc.ARTICLE_ARGS
@@ -37,30 +39,6 @@ class WithBuffer(nn.Module):
         super().__init__()
         self.lin = nn.Linear(4, 4)
         self.register_buffer("inv_freq", torch.ones(2), persistent=persistent)
-
-
-def actual(model: nn.Module, sd: dict, strict: bool) -> tuple[str, object]:
-    """What torch really does: ("error", message) / ("silent", (missing, unexpected)) / ("ok", None)."""
-    try:
-        res = model.load_state_dict(sd, strict=strict)
-    except RuntimeError as exc:
-        return "error", str(exc)
-    if res.missing_keys or res.unexpected_keys:
-        return "silent", (sorted(res.missing_keys), sorted(res.unexpected_keys))
-    return "ok", None
-
-
-def assert_prediction_matches(report, model: nn.Module, sd: dict) -> None:
-    for strict in (True, False):
-        pred = report.prediction(f"strict={strict}")
-        outcome, info = actual(model, dict(sd), strict)
-        assert pred.outcome == outcome, (strict, pred.outcome, outcome, info)
-        if outcome == "error":
-            # same sections of the RuntimeError, and the same key lists inside them
-            assert pred.message.splitlines()[0] == info.splitlines()[0]
-            assert sorted(pred.message.splitlines()[1:]) == sorted(info.splitlines()[1:])
-        if outcome == "silent":
-            assert (sorted(pred.details["missing_keys"]), sorted(pred.details["unexpected_keys"])) == info
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +75,7 @@ def load(path: str) -> dict:
 def test_article_example2_unexpected_custom_linear(files):
     model = tc.ChatbotModel_No_Custom_Layer(**ARGS)
     report = check(model, files["article"])
-    assert_prediction_matches(report, model, load(files["article"]))
+    assert_state_dict_predictions(report, model, load(files["article"]))
     a102 = [d for d in report.diagnostics if d.code == "A102"]
     assert [d.subject for d in a102] == ["custom_linear"]
     assert a102[0].details["keys"] == ["custom_linear.weight", "custom_linear.bias"]
@@ -112,7 +90,7 @@ def test_matching_file_has_no_findings_on_meta_model(files):
         meta = tc.ChatbotModel(**ARGS)
     report = check(meta, files["article"])
     assert [d for d in report.diagnostics if d.code.startswith("A")] == []
-    assert_prediction_matches(report, tc.ChatbotModel(**ARGS), load(files["article"]))
+    assert_state_dict_predictions(report, tc.ChatbotModel(**ARGS), load(files["article"]))
 
 
 @pytest.mark.parametrize("which,prefix", [("dp", "module."), ("compiled", "_orig_mod."), ("st_dp", "module.")])
@@ -120,33 +98,33 @@ def test_wrapper_prefix_is_one_finding(files, which, prefix):
     model = Net()
     report = check(model, files[which])
     sd = load(files[which]) if which != "st_dp" else __import__("safetensors.torch").torch.load_file(files[which])
-    assert_prediction_matches(report, model, sd)
+    assert_state_dict_predictions(report, model, sd)
     codes = [d.code for d in report.diagnostics if d.code.startswith("A")]
     assert codes == ["A104"], codes  # not 7 missing + 7 unexpected
     a104 = report.diagnostics[[d.code for d in report.diagnostics].index("A104")]
     assert a104.fix_plan.kind == "strip-prefix" and a104.fix_plan.data["prefix"] == prefix
     # applying the plan makes the real strict load succeed
     fixed = {k.removeprefix(prefix): v for k, v in sd.items()}
-    assert actual(Net(), fixed, True)[0] == "ok"
+    assert actual_load_state_dict(Net(), fixed, True)[0] == "ok"
 
 
 def test_renamed_layer_mapping_applies(files):
     model = Net(head="head")
     report = check(model, files["net"])
     sd = load(files["net"])
-    assert_prediction_matches(report, model, sd)
+    assert_state_dict_predictions(report, model, sd)
     a105 = [d for d in report.diagnostics if d.code == "A105"]
     assert len(a105) == 1 and [d.code for d in report.diagnostics if d.code.startswith("A")] == ["A105"]
     mapping = a105[0].fix_plan.data["mapping"]
     assert mapping == {"fc.weight": "head.weight", "fc.bias": "head.bias"}
     renamed = {mapping.get(k, k): v for k, v in sd.items()}
-    assert actual(Net(head="head"), renamed, True)[0] == "ok"
+    assert actual_load_state_dict(Net(head="head"), renamed, True)[0] == "ok"
 
 
 def test_changed_hidden_size_errors_even_non_strict(files):
     model = Net(hidden=32)
     report = check(model, files["net"])
-    assert_prediction_matches(report, model, load(files["net"]))
+    assert_state_dict_predictions(report, model, load(files["net"]))
     assert report.prediction("strict=False").outcome == "error"
     lstm = next(d for d in report.diagnostics if d.code == "A103" and d.subject == "lstm")
     assert "hidden_size=16" in lstm.message and "hidden_size=32" in lstm.message
@@ -158,7 +136,7 @@ def test_changed_hidden_size_errors_even_non_strict(files):
 def test_vocab_resized(files):
     model = Net(vocab=100)
     report = check(model, files["vocab"])
-    assert_prediction_matches(report, model, load(files["vocab"]))
+    assert_state_dict_predictions(report, model, load(files["vocab"]))
     a109 = [d for d in report.diagnostics if d.code == "A109"]
     assert len(a109) == 1 and a109[0].found == [101, 8] and a109[0].expected == [100, 8]
     assert "101" in a109[0].fix
@@ -168,7 +146,7 @@ def test_vocab_resized(files):
 def test_extra_and_missing_layers(files, kwargs, code):
     model = Net(**kwargs)
     report = check(model, files["net"])
-    assert_prediction_matches(report, model, load(files["net"]))
+    assert_state_dict_predictions(report, model, load(files["net"]))
     assert [d.code for d in report.diagnostics if d.code.startswith("A")] == [code]
 
 
@@ -178,7 +156,7 @@ def test_training_checkpoint_key_found(files):
     assert report.selected_key == "model"
     codes = [d.code for d in report.diagnostics if d.code.startswith("A")]
     assert codes == ["A110"], codes
-    assert_prediction_matches(report, model, load(files["train"])["model"])
+    assert_state_dict_predictions(report, model, load(files["train"])["model"])
     explicit = check(model, files["train"], key="model")
     assert [d.code for d in explicit.diagnostics if d.code.startswith("A")] == []
 
@@ -186,7 +164,7 @@ def test_training_checkpoint_key_found(files):
 def test_non_persistent_buffer_in_file(files):
     model = WithBuffer(persistent=False)
     report = check(model, files["buffer"])
-    assert_prediction_matches(report, model, load(files["buffer"]))
+    assert_state_dict_predictions(report, model, load(files["buffer"]))
     assert [d.code for d in report.diagnostics if d.code.startswith("A")] == ["A114"]
 
 

@@ -91,6 +91,27 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def has_errors(diagnostics: list[Diagnostic]) -> bool:
+    """True when any finding is at error level (what makes a report not ``ok``)."""
+    return any(d.severity >= Severity.ERROR for d in diagnostics)
+
+
+class FindingsReport:
+    """``ok`` / ``codes()`` / ``by_code()`` for a report dataclass that holds its findings in ``diagnostics``."""
+
+    diagnostics: list[Diagnostic]
+
+    @property
+    def ok(self) -> bool:
+        return not has_errors(self.diagnostics)
+
+    def codes(self) -> list[str]:
+        return sorted({d.code for d in self.diagnostics})
+
+    def by_code(self, code: str) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.code == code]
+
+
 def sort_key(diag: Diagnostic) -> tuple[int, str, str]:
     """Most important first: severity, then code, then subject."""
     return (-int(diag.severity), diag.code, diag.subject)

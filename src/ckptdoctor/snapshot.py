@@ -16,6 +16,14 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+def numel(shape: tuple[int, ...]) -> int:
+    """The number of elements of a tensor of this shape (1 for a scalar, 0 when any dimension is 0)."""
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
 @dataclass
 class TensorInfo:
     """One tensor as stored. ``storage``/``offset``/``strides`` make views and sharing visible.
@@ -40,10 +48,7 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return numel(self.shape)
 
     @property
     def is_contiguous(self) -> bool:

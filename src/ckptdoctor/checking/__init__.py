@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ckptdoctor.checking.behavior import Prediction
-from ckptdoctor.diagnostics import Diagnostic, Fix, Severity, sort_key
+from ckptdoctor.diagnostics import Diagnostic, Fix, has_errors, sort_key
 from ckptdoctor.snapshot import Snapshot
 from ckptdoctor.spec import ModelSpec
 
@@ -32,7 +32,7 @@ class CheckReport:
 
     @property
     def ok(self) -> bool:
-        return not any(d.severity >= Severity.ERROR for d in self.diagnostics)
+        return not has_errors(self.diagnostics)
 
     def codes(self) -> list[str]:
         return [d.code for d in sorted(self.diagnostics, key=sort_key)]

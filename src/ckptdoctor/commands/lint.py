@@ -7,26 +7,14 @@ import sys
 import click
 
 from ckptdoctor.commands.common import exit_code, fail_on_option, format_option, handle_errors, write_json
-
-
-def build_model(target: str, model_args: str | None) -> object:
-    """Resolve TARGET and call it with ``--model-args``; a Keras model is built if it is not yet."""
-    from ckptdoctor.errors import UsageError
-    from ckptdoctor.frameworks.target import parse_model_args, resolve
-
-    factory = resolve(target)
-    args, kwargs = parse_model_args(model_args)
-    try:
-        return factory(*args, **kwargs)
-    except Exception as exc:  # the user's own constructor: report it in one line
-        raise UsageError(f"--model {target}: calling it raised {type(exc).__name__}: {exc}") from None
+from ckptdoctor.linting import SAVE_METHODS  # light: the framework work is imported lazily
 
 
 @click.command("lint")
 @click.option("--model", "target", required=True, metavar="TARGET",
               help="package.module:callable or path/to/file.py:callable that builds the model.")
 @click.option("--model-args", default=None, metavar="JSON", help="Arguments for TARGET: a JSON object or array.")
-@click.option("--save-as", type=click.Choice(["torch", "safetensors", "module", "keras", "h5", "weights"]),
+@click.option("--save-as", type=click.Choice(SAVE_METHODS),
               default=None, help="The save method you use: its hazards become errors.")
 @format_option("text", "json")
 @fail_on_option
@@ -46,9 +34,10 @@ def lint_command(target: str, model_args: str | None, save_as: str | None, fmt: 
       ckptdoctor lint --model chatbot/model.py:ChatbotModel --model-args '{"vocab_size": 1000}'
       ckptdoctor lint --model mypkg.models:build --save-as safetensors --format json
     """
+    from ckptdoctor.frameworks import build_from_target
     from ckptdoctor.linting import lint
 
-    model = build_model(target, model_args)
+    model, _ = build_from_target(target, model_args, meta=False)
     report = lint(model, save_as=save_as)
     if fmt == "json":
         write_json(report.to_json())

@@ -7,13 +7,14 @@ import sys
 import click
 
 from ckptdoctor.commands.common import exit_code, fail_on_option, format_option, handle_errors, write_json
+from ckptdoctor.linting import SAVE_METHODS  # light: the framework work is imported lazily
 
 
 @click.command("roundtrip")
 @click.option("--model", "target", required=True, metavar="TARGET",
               help="package.module:callable or path/to/file.py:callable that builds (or loads) the model.")
 @click.option("--model-args", default=None, metavar="JSON", help="Arguments for TARGET: a JSON object or array.")
-@click.option("--save-as", type=click.Choice(["torch", "safetensors", "module", "keras", "h5", "weights"]),
+@click.option("--save-as", type=click.Choice(SAVE_METHODS),
               default=None, help="Save method (default: torch state_dict, or .keras for Keras).")
 @click.option("--rebuild", default=None, metavar="TARGET",
               help="What the fresh process calls to build the model before loading (default: the model's "
@@ -37,11 +38,11 @@ def roundtrip_command(target: str, model_args: str | None, save_as: str | None, 
       ckptdoctor roundtrip --model chatbot/model.py:ChatbotModel --model-args '[1000, 64, 128]'
       ckptdoctor roundtrip --model mypkg.keras_models:build --save-as h5
     """
-    from ckptdoctor.commands.lint import build_model
+    from ckptdoctor.frameworks import build_from_target
     from ckptdoctor.frameworks.target import parse_model_args
     from ckptdoctor.roundtripping import roundtrip
 
-    model = build_model(target, model_args)
+    model, _ = build_from_target(target, model_args, meta=False)
     args = parse_model_args(model_args)
     # the fresh process builds the model with the same TARGET and arguments, as the loading program would
     report = roundtrip(model, save_as=save_as, rebuild=rebuild or target, model_args=args, timeout=timeout)

@@ -22,6 +22,7 @@ from ckptdoctor.errors import InputError
 from ckptdoctor.fixing import safetensors_writer as stw
 from ckptdoctor.fixing.atomic import atomic_output, check_output_path
 from ckptdoctor.fixing.tensor_bytes import ByteLocator, iter_tensor_bytes
+from ckptdoctor.fixing.torch_zip_writer import contiguous_strides
 from ckptdoctor.rules import diff_rules as R
 from ckptdoctor.snapshot import Snapshot, TensorInfo
 
@@ -189,17 +190,9 @@ def _byte_span(t: TensorInfo) -> tuple[int, int]:
     size = dtypes.ITEMSIZE[t.dtype]
     if t.numel == 0:
         return t.offset * size, t.offset * size
-    strides = t.strides if t.strides is not None else _contiguous_strides(t.shape)
+    strides = t.strides if t.strides is not None else contiguous_strides(t.shape)
     last = t.offset + sum((d - 1) * s for d, s in zip(t.shape, strides, strict=True))
     return t.offset * size, (last + 1) * size
-
-
-def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    out, acc = [], 1
-    for d in reversed(shape):
-        out.append(acc)
-        acc *= d
-    return tuple(reversed(out))
 
 
 def resolve_shared(selected: list[tuple[str, TensorInfo]], path: str

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ckptdoctor.diagnostics import Diagnostic, Severity
+from ckptdoctor.diagnostics import Diagnostic, Severity, has_errors
 from ckptdoctor.errors import UsageError
 from ckptdoctor.fixing.atomic import VerificationError, atomic_output, check_output_path
 from ckptdoctor.fixing.plan import FixPlan, OutTensor, build_plan
@@ -58,7 +58,7 @@ class FixReport:
 
     @property
     def ok(self) -> bool:
-        return self.dry_run or (self.written and not any(d.severity >= Severity.ERROR for d in self.diagnostics))
+        return self.dry_run or (self.written and not has_errors(self.diagnostics))
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from ckptdoctor import dtypes
 from ckptdoctor.fixing.atomic import VerificationError
+from ckptdoctor.snapshot import numel
 
 # Test hook: seconds to sleep after each tensor, so a test can kill the writer part-way deterministically.
 THROTTLE_ENV = "CKPTDOCTOR_TEST_WRITE_DELAY"
@@ -39,10 +40,7 @@ class Entry:
 
     @property
     def nbytes(self) -> int:
-        n = dtypes.itemsize(self.dtype)
-        for d in self.shape:
-            n *= d
-        return n
+        return dtypes.itemsize(self.dtype) * numel(self.shape)
 
 
 @dataclass(frozen=True)

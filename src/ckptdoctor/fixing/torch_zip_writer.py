@@ -25,6 +25,7 @@ from typing import BinaryIO
 from ckptdoctor import dtypes
 from ckptdoctor.fixing.atomic import VerificationError
 from ckptdoctor.fixing.safetensors_writer import ChunkSource, same_bytes
+from ckptdoctor.snapshot import numel
 
 ALIGNMENT = 64
 ARCHIVE = "archive"
@@ -44,10 +45,7 @@ class TorchTensor:
 
     @property
     def nbytes(self) -> int:
-        n = dtypes.itemsize(self.dtype)
-        for d in self.shape:
-            n *= d
-        return n
+        return dtypes.itemsize(self.dtype) * numel(self.shape)
 
 
 # ---- a minimal protocol-2 pickle emitter ---------------------------------------------------------------
@@ -84,7 +82,8 @@ class _Pickle:
         self.out += code
 
 
-def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The strides (in elements, torch convention) of a C-contiguous tensor of this shape."""
     out, acc = [], 1
     for d in reversed(shape):
         out.append(acc)
@@ -111,14 +110,11 @@ def state_dict_pickle(tensors: list[TorchTensor], keys: dict[str, str]) -> bytes
             p.glob("torch.storage", "UntypedStorage")
         p.text(keys[t.storage])
         p.text("cpu")
-        numel = 1
-        for d in t.shape:
-            numel *= d
-        p.int(numel if legacy else t.nbytes)
+        p.int(numel(t.shape) if legacy else t.nbytes)
         p.op(b"tQ")  # TUPLE, BINPERSID
         p.int(0)  # storage offset
         p.ints_tuple(t.shape)
-        p.ints_tuple(_contiguous_strides(t.shape))
+        p.ints_tuple(contiguous_strides(t.shape))
         p.op(b"\x89")  # requires_grad False
         p.glob("collections", "OrderedDict")
         p.op(b")R")  # backward hooks: OrderedDict()

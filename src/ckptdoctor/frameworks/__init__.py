@@ -60,22 +60,26 @@ def _factory_framework(factory: Any) -> str | None:
     return None
 
 
-def build_from_target(target: str, model_args: str | None = None,
-                      snapshot: Snapshot | None = None) -> tuple[Any, list[str]]:
-    """Resolve TARGET, call it with ``--model-args`` as cheaply as possible, return (model, notes).
-    torch models are built on the meta device (no weight memory); Keras models normally (then built
-    from their input spec or the file's shapes by ``keras_spec``)."""
+def build_from_target(target: str, model_args: str | None = None, snapshot: Snapshot | None = None, *,
+                      meta: bool = True) -> tuple[Any, list[str]]:
+    """Resolve TARGET, call it with ``--model-args``, return (model, notes). The one way every command
+    (check, fix, lint, roundtrip) builds a model from a TARGET.
+
+    With ``meta`` (check, fix: only names, shapes and dtypes matter) it is built as cheaply as possible:
+    torch models on the meta device (no weight memory); Keras models normally (then built from their
+    input spec or the file's shapes by ``keras_spec``). ``meta=False`` (lint, roundtrip: they inspect
+    or save the real tensors) simply calls TARGET."""
     from ckptdoctor.errors import UsageError
     from ckptdoctor.frameworks.target import parse_model_args, resolve
 
     ensure_keras_backend()
     args, kwargs = parse_model_args(model_args)
     factory = resolve(target)
-    fw = _factory_framework(factory)
+    fw = _factory_framework(factory) if meta else None
     if fw is None and snapshot is not None and snapshot.framework == "keras":
         fw = "keras"
     try:
-        if fw == "keras":
+        if fw == "keras" or not meta:
             return factory(*args, **kwargs), []
         from ckptdoctor.frameworks.torch_spec import build_module
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckptdoctor.diagnostics import Diagnostic, Severity, sort_key
+from ckptdoctor.diagnostics import Diagnostic, FindingsReport, sort_key
 from ckptdoctor.errors import UsageError
 
-SAVE_METHODS = ("torch", "safetensors", "module", "keras", "h5", "weights")
+TORCH_METHODS = ("torch", "safetensors", "module")  # the first is roundtrip's default
+KERAS_METHODS = ("keras", "h5", "weights")
+SAVE_METHODS = TORCH_METHODS + KERAS_METHODS
 
 
 @dataclass
-class LintReport:
+class LintReport(FindingsReport):
     """The findings for one live model. ``ok`` is True when nothing is at error level."""
 
     framework: str
@@ -24,16 +26,6 @@ class LintReport:
     module: str
     diagnostics: list[Diagnostic] = field(default_factory=list)
     save_as: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not any(d.severity >= Severity.ERROR for d in self.diagnostics)
-
-    def codes(self) -> list[str]:
-        return sorted({d.code for d in self.diagnostics})
-
-    def by_code(self, code: str) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.code == code]
 
     def subject(self) -> dict[str, Any]:
         return {"model": f"{self.module}.{self.class_name}", "framework": self.framework, "save_as": self.save_as}

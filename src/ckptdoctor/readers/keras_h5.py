@@ -24,7 +24,7 @@ from ckptdoctor.dtypes import ITEMSIZE, from_numpy
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import keras_config as kc
 from ckptdoctor.rules import file_format as F
-from ckptdoctor.snapshot import Snapshot, TensorInfo
+from ckptdoctor.snapshot import Snapshot, TensorInfo, numel
 
 Opener = Callable[[], contextlib.AbstractContextManager[Any]]  # -> an open h5py.File
 
@@ -120,10 +120,7 @@ def dataset_dtype(ds: Any) -> str:
 def _tensor(name: str, ds: Any, h5path: str, opener: Opener, attrs: dict[str, Any]) -> TensorInfo:
     dtype = dataset_dtype(ds)
     shape = tuple(int(d) for d in ds.shape)
-    numel = 1
-    for d in shape:
-        numel *= d
-    nbytes = numel * ITEMSIZE.get(dtype, ds.dtype.itemsize)
+    nbytes = numel(shape) * ITEMSIZE.get(dtype, ds.dtype.itemsize)
     return TensorInfo(name=name, shape=shape, dtype=dtype, nbytes=nbytes, attrs=attrs,
                       loader=_loader(opener, h5path, dtype))
 

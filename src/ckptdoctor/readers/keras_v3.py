@@ -12,7 +12,6 @@ import contextlib
 import io
 import json
 import os
-import struct
 import zipfile
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import keras_config as kc
 from ckptdoctor.readers.keras_h5 import read_keras3_weights
+from ckptdoctor.readers.zip_index import BadZip, local_payload_offset
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import Snapshot
 
@@ -126,15 +126,11 @@ def _file_json(path: str) -> Any:
 
 
 def _member_data_offset(path: str, info: zipfile.ZipInfo) -> int:
-    """Where a stored member's bytes start: after its local header (whose extra field may differ from
-    the central directory's, so it is read from the local header itself)."""
-    with open(path, "rb") as fh:
-        fh.seek(info.header_offset)
-        local = fh.read(30)
-    if len(local) < 30 or local[:4] != b"PK\x03\x04":
-        raise InputError(F.CORRUPT_HEADER.code, f"the zip entry for {info.filename} is damaged", path)
-    name_len, extra_len = struct.unpack("<HH", local[26:30])
-    start = info.header_offset + 30 + name_len + extra_len
+    """Where a stored member's bytes start (after its local header), checked against the file size."""
+    try:
+        start = local_payload_offset(path, info.header_offset, info.filename)
+    except BadZip:
+        raise InputError(F.CORRUPT_HEADER.code, f"the zip entry for {info.filename} is damaged", path) from None
     if start + info.file_size > os.path.getsize(path):
         raise InputError(F.TRUNCATED_FILE.code, f"{info.filename} runs past the end of the archive", path)
     return start

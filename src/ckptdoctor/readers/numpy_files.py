@@ -18,8 +18,9 @@ from typing import IO, TYPE_CHECKING, Any
 from ckptdoctor.dtypes import ITEMSIZE
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import pickle_vm
+from ckptdoctor.readers.zip_index import BadZip, local_payload_offset
 from ckptdoctor.rules import file_format as F
-from ckptdoctor.snapshot import Snapshot, TensorInfo
+from ckptdoctor.snapshot import Snapshot, TensorInfo, numel
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,10 +50,7 @@ class NpyHeader:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return numel(self.shape)
 
 
 def parse_header(head: bytes, where: str, path: str) -> NpyHeader:
@@ -119,13 +117,10 @@ def _read_npz(snap: Snapshot, path: str, size: int) -> None:
                 raise InputError(F.TRUNCATED_FILE.code, f"cannot read {info.filename} ({exc})", path) from None
             header = parse_header(head, info.filename, path)
             if info.compress_type == zipfile.ZIP_STORED:
-                with open(path, "rb") as fh:
-                    fh.seek(info.header_offset)
-                    local = fh.read(30)
-                if len(local) < 30 or local[:4] != b"PK\x03\x04":
-                    raise InputError(F.CORRUPT_HEADER.code, f"bad local header for {info.filename}", path)
-                nlen, elen = struct.unpack("<HH", local[26:30])
-                base = info.header_offset + 30 + nlen + elen
+                try:
+                    base = local_payload_offset(path, info.header_offset, info.filename)
+                except BadZip:
+                    raise InputError(F.CORRUPT_HEADER.code, f"bad local header for {info.filename}", path) from None
                 _add_array(snap, name, header, path, min(size, base + info.file_size), base, None)
             else:
                 _add_array(snap, name, header, path, None, 0, info.filename)

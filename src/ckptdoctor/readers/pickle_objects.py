@@ -25,7 +25,7 @@ from ckptdoctor.readers.pickle_vm import (
     Unhashable,
     numpy_dtype_name,
 )
-from ckptdoctor.snapshot import ClassRef, GlobalRef, TensorInfo
+from ckptdoctor.snapshot import ClassRef, GlobalRef, TensorInfo, numel
 
 if TYPE_CHECKING:
     import numpy as np
@@ -244,9 +244,7 @@ StorageBytes = Callable[[], "np.ndarray"]
 def tensor_info(name: str, t: TensorRef, meta: dict[str, Any], storage_bytes: StorageBytes | None,
                 storage_nbytes: int | None, byteorder: str = "little") -> TensorInfo:
     itemsize = ITEMSIZE.get(t.dtype, 1)
-    numel = 1
-    for d in t.shape:
-        numel *= d
+    n = numel(t.shape)
     attrs: dict[str, Any] = {}
     if meta.get("kind"):
         attrs["kind"] = meta["kind"]
@@ -260,7 +258,7 @@ def tensor_info(name: str, t: TensorRef, meta: dict[str, Any], storage_bytes: St
         name=name,
         shape=t.shape,
         dtype=t.dtype,
-        nbytes=numel * itemsize,
+        nbytes=n * itemsize,
         storage=t.storage.key if t.storage is not None else None,
         offset=t.offset,
         strides=t.strides,
@@ -294,10 +292,8 @@ def strided_view(raw: np.ndarray, t: TensorRef, byteorder: str = "little") -> np
         start = t.storage.view_offset * itemsize
     count = (raw.size - start) // itemsize
     strides = t.strides if t.strides is not None else _contiguous(t.shape)
-    numel = 1
-    for d in t.shape:
-        numel *= d
-    if numel:
+    n = numel(t.shape)
+    if n:
         last = t.offset + sum((d - 1) * s for d, s in zip(t.shape, strides, strict=True))
         if t.offset < 0 or min(strides, default=0) < 0 or last >= count:
             raise ValueError(f"tensor reaches element {last} but its storage holds {count}")
@@ -308,7 +304,7 @@ def strided_view(raw: np.ndarray, t: TensorRef, byteorder: str = "little") -> np
     # stride over raw integers of the same width: as_strided cannot build ml_dtypes (float8) views
     raw_dtype = np.dtype(f"u{itemsize}") if itemsize in (1, 2, 4, 8) else np.dtype((np.void, itemsize))
     base = flat.view(raw_dtype)
-    view = np.lib.stride_tricks.as_strided(base[t.offset:] if numel else base[:0], shape=t.shape,
+    view = np.lib.stride_tricks.as_strided(base[t.offset:] if n else base[:0], shape=t.shape,
                                            strides=tuple(s * itemsize for s in strides), writeable=False)
     return np.array(view).view(dtype)
 
@@ -325,10 +321,8 @@ def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:
 def array_info(name: str, arr: NumpyArray, buffer_bytes: Callable[[RawBytes], np.ndarray] | None) -> TensorInfo:
     """A numpy array pickled inline (``_reconstruct`` + BUILD, or protocol 5 ``_frombuffer``)."""
     dtype = numpy_dtype_name(arr.dtype) or "uint8"
-    numel = 1
-    for d in arr.shape:
-        numel *= d
-    info = TensorInfo(name=name, shape=arr.shape, dtype=dtype, nbytes=numel * ITEMSIZE[dtype],
+    n = numel(arr.shape)
+    info = TensorInfo(name=name, shape=arr.shape, dtype=dtype, nbytes=n * ITEMSIZE[dtype],
                       attrs={"numpy": True, **({"fortran_order": True} if arr.fortran else {})})
     data = arr.data
 
@@ -342,8 +336,8 @@ def array_info(name: str, arr: NumpyArray, buffer_bytes: Callable[[RawBytes], np
         if arr.dtype is not None and arr.dtype.byteorder in ("<", ">"):
             npd = npd.newbyteorder(arr.dtype.byteorder)
         flat = np.frombuffer(raw, dtype=np.uint8)
-        if flat.size != numel * npd.itemsize:
-            raise ValueError(f"array holds {flat.size} bytes, expected {numel * npd.itemsize}")
+        if flat.size != n * npd.itemsize:
+            raise ValueError(f"array holds {flat.size} bytes, expected {n * npd.itemsize}")
         values = flat.view(npd).reshape(arr.shape, order="F" if arr.fortran else "C")
         return np.array(values.astype(npd.newbyteorder("=")))
 

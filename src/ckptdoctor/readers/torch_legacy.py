@@ -227,24 +227,35 @@ def _read_tar(path: str, size: int) -> Snapshot:
     return snap
 
 
-def _tar_storages(path: str, buf: Any, member: Any, merged: _Globals) -> dict[Any, tuple[pickle_vm.StorageRef, int, int]]:
+def _record_count(data: Any, member: Any, path: str, what: str) -> tuple[int, int, int]:
+    """The pickled count that opens the ``storages`` / ``tensors`` member: (count, position after it,
+    end of the member)."""
     end = member.offset_data + member.size
-    data = buf
-    count = _run(data, member.offset_data, path, "storages count", end=end)
-    pos = count.end
-    out: dict[Any, tuple[pickle_vm.StorageRef, int, int]] = {}
+    count = _run(data, member.offset_data, path, f"{what}s count", end=end)
     if not isinstance(count.value, int) or count.value < 0 or count.value > member.size:
-        raise InputError(F.CORRUPT_HEADER.code, "bad storage count", path)
-    for _ in range(count.value):
-        head = _run(data, pos, path, "storage record", end=end)
-        merged.add(head)
-        if not (isinstance(head.value, tuple) and len(head.value) == 3):
-            raise InputError(F.CORRUPT_HEADER.code, "bad storage record", path)
-        key, location, stype = head.value
+        raise InputError(F.CORRUPT_HEADER.code, f"bad {what} count", path)
+    return count.value, count.end, end
+
+
+def _record_head(data: Any, pos: int, end: int, path: str, what: str,
+                 merged: _Globals) -> tuple[tuple[Any, Any, Any], int]:
+    """One record's pickled 3-tuple head (its globals merged): (the tuple, position after it)."""
+    head = _run(data, pos, path, f"{what} record", end=end)
+    merged.add(head)
+    if not (isinstance(head.value, tuple) and len(head.value) == 3):
+        raise InputError(F.CORRUPT_HEADER.code, f"bad {what} record", path)
+    return head.value, head.end
+
+
+def _tar_storages(path: str, buf: Any, member: Any, merged: _Globals) -> dict[Any, tuple[pickle_vm.StorageRef, int, int]]:
+    data = buf
+    n, pos, end = _record_count(data, member, path, "storage")
+    out: dict[Any, tuple[pickle_vm.StorageRef, int, int]] = {}
+    for _ in range(n):
+        (key, location, stype), pos = _record_head(data, pos, end, path, "storage", merged)
         tname = stype.name if isinstance(stype, GlobalRef) else str(stype)
         dtype = TORCH_STORAGE_DTYPES.get(tname)
         elsize = ITEMSIZE.get(dtype, 1) if dtype else 1
-        pos = head.end
         if pos + 8 > end:
             raise InputError(F.TRUNCATED_FILE.code, "the storages member ends early", path)
         (numel,) = struct.unpack("<q", data[pos:pos + 8])
@@ -270,20 +281,11 @@ def _tar_storages(path: str, buf: Any, member: Any, merged: _Globals) -> dict[An
 
 
 def _tar_tensors(path: str, buf: Any, member: Any, storages: dict[Any, Any], merged: _Globals) -> dict[Any, Any]:
-    end = member.offset_data + member.size
     data = buf
-    count = _run(data, member.offset_data, path, "tensors count", end=end)
-    pos = count.end
+    n, pos, end = _record_count(data, member, path, "tensor")
     out: dict[Any, Any] = {}
-    if not isinstance(count.value, int) or count.value < 0 or count.value > member.size:
-        raise InputError(F.CORRUPT_HEADER.code, "bad tensor count", path)
-    for _ in range(count.value):
-        head = _run(data, pos, path, "tensor record", end=end)
-        merged.add(head)
-        if not (isinstance(head.value, tuple) and len(head.value) == 3):
-            raise InputError(F.CORRUPT_HEADER.code, "bad tensor record", path)
-        key, storage_id, _type = head.value
-        pos = head.end
+    for _ in range(n):
+        (key, storage_id, _type), pos = _record_head(data, pos, end, path, "tensor", merged)
         if pos + 8 > end:
             raise InputError(F.TRUNCATED_FILE.code, "the tensors member ends early", path)
         (ndim,) = struct.unpack("<i", data[pos:pos + 4])

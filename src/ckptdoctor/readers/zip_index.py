@@ -52,11 +52,7 @@ class ZipIndex:
 
     def payload_offset(self, entry: ZipEntry) -> int:
         """Where a member's bytes start in the file (local header + name + extra), checked."""
-        header = _pread(self.path, entry.header_offset, _LOCAL.size)
-        if len(header) < _LOCAL.size or header[:4] != b"PK\x03\x04":
-            raise BadZip(f"bad local header for {entry.filename}")
-        name_len, extra_len = struct.unpack_from("<HH", header, 26)
-        offset = entry.header_offset + _LOCAL.size + name_len + extra_len
+        offset = local_payload_offset(self.path, entry.header_offset, entry.filename)
         if offset + entry.compress_size > self.size:
             raise BadZip(f"{entry.filename} runs past the end of the file")
         return offset
@@ -82,6 +78,17 @@ class ZipIndex:
         if len(data) != entry.file_size or zlib.crc32(data) != entry.crc:
             raise BadZip(f"bad CRC-32 or size for {entry.filename}")
         return data
+
+
+def local_payload_offset(path: str, header_offset: int, filename: str) -> int:
+    """Where a member's bytes start: after its local header, name and extra field. The local extra field
+    may differ from the central directory's, so it is read from the local header itself. Raises BadZip
+    when that header is missing or damaged; the caller checks the member's size against the file."""
+    header = _pread(path, header_offset, _LOCAL.size)
+    if len(header) < _LOCAL.size or header[:4] != b"PK\x03\x04":
+        raise BadZip(f"bad local header for {filename}")
+    name_len, extra_len = struct.unpack_from("<HH", header, 26)
+    return header_offset + _LOCAL.size + name_len + extra_len
 
 
 def _pread(path: str, offset: int, n: int) -> bytes:

@@ -19,14 +19,12 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckptdoctor.diagnostics import Diagnostic, Severity, sort_key
+from ckptdoctor.diagnostics import Diagnostic, FindingsReport, Severity, sort_key
 from ckptdoctor.errors import UsageError
-from ckptdoctor.linting import framework_of, lint
+from ckptdoctor.linting import KERAS_METHODS, TORCH_METHODS, framework_of, lint
 from ckptdoctor.rules import custom_objects as C
 from ckptdoctor.rules import dtypes as D
 
-TORCH_METHODS = ("torch", "safetensors", "module")
-KERAS_METHODS = ("keras", "h5", "weights")
 DESCRIBE = {
     "torch": "torch.save(model.state_dict())", "safetensors": "safetensors.torch.save_file(model.state_dict())",
     "module": "torch.save(model)", "keras": "model.save('model.keras')", "h5": "model.save('model.h5')",
@@ -46,7 +44,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
-class RoundtripReport:
+class RoundtripReport(FindingsReport):
     framework: str
     model: str
     save_as: str
@@ -57,16 +55,6 @@ class RoundtripReport:
     compared: int = 0
     identical: int = 0
     output: dict[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not any(d.severity >= Severity.ERROR for d in self.diagnostics)
-
-    def codes(self) -> list[str]:
-        return sorted({d.code for d in self.diagnostics})
-
-    def by_code(self, code: str) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.code == code]
 
     def summary_lines(self) -> list[str]:
         lines = [f"roundtrip {self.model} ({self.framework}) via {DESCRIBE.get(self.save_as, self.save_as)}"
