@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import protowire as pw
 from ckptdoctor.rules import file_format as F
-from ckptdoctor.snapshot import Snapshot, TensorInfo
+from ckptdoctor.snapshot import Snapshot, TensorInfo, numel
 
 if TYPE_CHECKING:
     import numpy as np
@@ -204,10 +204,7 @@ class BundleEntry:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return numel(self.shape)
 
 
 @dataclass
@@ -440,19 +437,17 @@ def _load_numeric(path: str, dtype: str, big_endian: bool, offset: int, shape: t
     from ckptdoctor.dtypes import to_numpy
 
     npd = to_numpy(dtype)
-    numel = 1
-    for d in shape:
-        numel *= d
-    if numel == 0:
+    count = numel(shape)
+    if count == 0:
         return np.empty(shape, dtype=npd)
     if big_endian and npd.itemsize > 1:
-        raw = np.memmap(path, dtype=npd.newbyteorder(">"), mode="r", offset=offset, shape=(numel,))
+        raw = np.memmap(path, dtype=npd.newbyteorder(">"), mode="r", offset=offset, shape=(count,))
         return raw.astype(npd).reshape(shape)
-    return np.memmap(path, dtype=npd, mode="r", offset=offset, shape=(numel,)).reshape(shape)
+    return np.memmap(path, dtype=npd, mode="r", offset=offset, shape=(count,)).reshape(shape)
 
 
-def read_strings(path: str, offset: int, size: int, numel: int) -> list[bytes]:
-    """A DT_STRING tensor: ``numel`` varint64 lengths, a 4-byte masked crc32c of them, then the bytes."""
+def read_strings(path: str, offset: int, size: int, count: int) -> list[bytes]:
+    """A DT_STRING tensor: ``count`` varint64 lengths, a 4-byte masked crc32c of them, then the bytes."""
     with open(path, "rb") as fh:
         fh.seek(offset)
         raw = fh.read(size)
@@ -460,7 +455,7 @@ def read_strings(path: str, offset: int, size: int, numel: int) -> list[bytes]:
         raise ValueError("string tensor runs past the end of its data file")
     lengths: list[int] = []
     pos = 0
-    for _ in range(numel):
+    for _ in range(count):
         n, pos = pw.read_varint(raw, pos)
         lengths.append(n)
     pos += 4  # masked crc32c of the varint lengths
@@ -476,11 +471,9 @@ def read_strings(path: str, offset: int, size: int, numel: int) -> list[bytes]:
 def _load_strings(path: str, offset: int, size: int, shape: tuple[int, ...]) -> np.ndarray:
     import numpy as np
 
-    numel = 1
-    for d in shape:
-        numel *= d
-    arr = np.empty(numel, dtype=object)  # python bytes objects: never a pickle
-    for i, s in enumerate(read_strings(path, offset, size, numel)):
+    count = numel(shape)
+    arr = np.empty(count, dtype=object)  # python bytes objects: never a pickle
+    for i, s in enumerate(read_strings(path, offset, size, count)):
         arr[i] = s
     return arr.reshape(shape)
 
