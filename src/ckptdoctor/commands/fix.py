@@ -19,7 +19,8 @@ if TYPE_CHECKING:
               help="The model's code: 'package.module:callable' or 'path/to/file.py:callable'.")
 @click.option("--model-args", default=None, metavar="JSON", help="Arguments for TARGET as a JSON object or array.")
 @click.option("-o", "--output", "out", default=None, type=click.Path(path_type=str),
-              help="The fixed file: .safetensors, or .pt/.pth/.bin/.ckpt for a torch zip checkpoint.")
+              help="The fixed file: .safetensors, or .pt/.pth/.bin/.ckpt for a torch zip checkpoint (PyTorch "
+                   "model); .weights.h5 (Keras model).")
 @click.option("--key", default=None, metavar="KEY",
               help="For a training checkpoint, the entry that holds the state_dict (default: found automatically).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
@@ -39,17 +40,29 @@ def fix_command(path: str, target: str, model_args: str | None, out: str | None,
     --allow-lossy); port Keras Embedding/Dense/LSTM/GRU weights to a torch model's layout. Anything
     else (missing tensors, other shapes) is refused with one line and exit status 2.
 
-    The output format follows OUT's extension: .safetensors (safetensors), or .pt/.pth/.bin/.ckpt
-    (a torch zip checkpoint for torch.load(weights_only=True), written without torch). Tensors are
-    streamed one by one into a temporary file beside OUT; before it is renamed to OUT it is read
-    back, checked against the model, and loaded by torch in a fresh process with strict=True. FILE is
-    never modified; OUT is never overwritten without --force.
+    For a Keras model (TARGET builds a Keras 3 model) OUT must end in .weights.h5: a Keras 3 weights
+    file laid out as model.save_weights writes it. Sources: a legacy Keras 2 / tf.keras .h5 (paired
+    layer by layer as Keras' legacy loader pairs them: the Keras 2 -> 3 migration), a .keras or
+    .weights.h5 whose layer paths changed (paired by class and shapes), or a PyTorch state_dict
+    (Embedding, Linear -> Dense, LSTM, GRU). The file's optimizer state is dropped.
+
+    \b
+    Outputs by extension of OUT:
+      .safetensors               safetensors (PyTorch model)
+      .pt .pth .bin .ckpt        torch zip checkpoint for torch.load(weights_only=True), no torch needed
+      .weights.h5                Keras 3 weights for model.load_weights (Keras model)
+
+    Tensors are streamed one by one into a temporary file beside OUT; before it is renamed to OUT it
+    is read back, checked against the model, and loaded by the framework in a fresh process
+    (torch: load_state_dict(strict=True); Keras: load_weights with no warning and every variable
+    equal to the file's). FILE is never modified; OUT is never overwritten without --force.
 
     \b
     Examples:
       ckptdoctor fix ddp.pt --model net.py:Net -o fixed.pt
       ckptdoctor fix ckpt.pt --model net.py:Net --dry-run --format json
       ckptdoctor fix model.weights.h5 --model port.py:TorchNet -o ported.safetensors
+      ckptdoctor fix chatbot_model.h5 --model train.py:build -o chatbot.weights.h5
 
     Exit status: 0 written and verified (or --dry-run), 1 written file failed verification (OUT not
     created), 2 refused (not mechanical, lossy cast, OUT exists) or bad input.

@@ -7,10 +7,13 @@
 2. turn the findings into one plan (``plan.py``); refuse (exit 2, one line) what is not mechanical;
 3. stream the tensors, one at a time, into a temporary file beside OUT: ``.safetensors`` through
    ``safetensors_writer``, ``.pt``/``.pth``/``.bin``/``.ckpt`` as a torch zip checkpoint
-   (``torch_zip_writer``, no torch import);
+   (``torch_zip_writer``, no torch import); for a Keras model, ``.weights.h5`` through
+   ``keras_h5_writer`` (planned by ``keras_plan``: legacy ``.h5``, ``.keras``/``.weights.h5``, or a
+   torch state_dict ported to Keras' layout);
 4. before OUT gets its name: read the bytes back, ``check`` the temporary file against the model (any
    error-level finding fails), then load it with the real framework in a subprocess
-   (``model.load_state_dict(..., strict=True)``; recurrent Keras ports are also compared with Keras).
+   (``model.load_state_dict(..., strict=True)``; recurrent Keras ports are also compared with Keras;
+   for Keras, ``model.load_weights(OUT)`` with no warning and every variable equal to the file's).
    Only a file that passes all of this is renamed to OUT.
 """
 
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
 # OUT's extension -> what is written (documented in ``ckptdoctor fix --help``)
 OUTPUT_FORMATS = {".safetensors": "safetensors", ".pt": "torch-zip", ".pth": "torch-zip", ".bin": "torch-zip",
-                  ".ckpt": "torch-zip"}
+                  ".ckpt": "torch-zip", ".weights.h5": "keras-weights"}
 
 
 class FixVerificationError(VerificationError):
@@ -75,9 +78,10 @@ def output_format(out: str) -> str:
         if name.endswith(ext):
             return fmt
     if name.endswith((".h5", ".keras")):
-        raise UsageError(f"{out}: fix writes PyTorch files only (.safetensors, .pt, .pth, .bin, .ckpt); Keras output "
-                         "is not supported yet")
-    raise UsageError(f"{out}: unknown output format; end the name with .safetensors, .pt, .pth, .bin or .ckpt")
+        raise UsageError(f"{out}: for a Keras model fix writes a Keras 3 weights file: end the name with .weights.h5 "
+                         "(what model.load_weights reads); .keras and legacy .h5 output are not supported")
+    raise UsageError(f"{out}: unknown output format; end the name with .safetensors, .pt, .pth, .bin, .ckpt "
+                     "(PyTorch) or .weights.h5 (Keras)")
 
 
 def fix(model: Any, path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
@@ -110,7 +114,17 @@ def fix(model: Any, path: str | os.PathLike[str], out: str | os.PathLike[str] | 
         model, build_notes = build_from_target(target, model_args, snap)
         notes.extend(build_notes)
     report = check(model, path, key=key, snapshot=snap)
-    plan = build_plan(report, fmt, allow_lossy=allow_lossy)
+    if report.spec.framework == "keras":
+        if out is not None and fmt != "keras-weights":
+            raise UsageError(f"{out}: the model is a Keras model: write a Keras 3 weights file (OUT.weights.h5)")
+        from ckptdoctor.fixing.keras_plan import build_keras_plan
+
+        plan = build_keras_plan(report, key=key, allow_lossy=allow_lossy)
+    elif fmt == "keras-weights":
+        raise UsageError(f"{out}: a .weights.h5 is written for a Keras model; the model is a PyTorch model "
+                         "(write .safetensors or .pt)")
+    else:
+        plan = build_plan(report, fmt, allow_lossy=allow_lossy)
     result = FixReport(source=path, output=out, target=target, plan=plan, dry_run=dry_run, notes=notes)
     if dry_run:
         result.seconds = time.perf_counter() - started
@@ -119,8 +133,8 @@ def fix(model: Any, path: str | os.PathLike[str], out: str | os.PathLike[str] | 
 
     from ckptdoctor.fixing.tensor_bytes import ByteLocator
 
-    locator = ByteLocator(snap)
-    writer = _Writer(plan, snap, locator)
+    writer: _Writer | _KerasWriter = (_KerasWriter(plan, snap, model) if plan.output_format == "keras-weights"
+                                      else _Writer(plan, snap, ByteLocator(snap)))
 
     def verify(tmp: str) -> None:
         writer.verify_bytes(tmp)
@@ -151,7 +165,7 @@ def fix(model: Any, path: str | os.PathLike[str], out: str | os.PathLike[str] | 
 def _probe(model: Any, target: str | None, model_args: str | None, tmp: str, plan: FixPlan) -> dict[str, Any]:
     from ckptdoctor.frameworks import load_probe
 
-    recurrent = _recurrent_checks(plan)
+    recurrent = _keras_recurrent_checks(plan) if plan.output_format == "keras-weights" else _recurrent_checks(plan)
     if target is not None:
         return load_probe.probe_in_subprocess(target, model_args, tmp, plan.output_format, recurrent)
     return load_probe.probe_object(model, tmp, plan.output_format, recurrent)
@@ -171,6 +185,48 @@ def _recurrent_checks(plan: FixPlan) -> list[dict[str, Any]]:
             entry["kind"] = "GRU"
         entry["sources"][t.name.rpartition(".")[2]] = t.source
     return [e for e in by_module.values() if len(e["sources"]) == 3]
+
+
+def _keras_recurrent_checks(plan: FixPlan) -> list[dict[str, Any]]:
+    """For torch LSTM/GRU modules ported into a Keras model: the Keras group and the torch tensors."""
+    out = []
+    for t in plan.tensors:
+        extra = getattr(t, "extra", [])
+        if t.op in ("add", "stack-reorder-gates") and t.source and extra:
+            module = t.source.rpartition(".")[0]
+            out.append({"group": t.name.rpartition("/vars/")[0], "kind": "LSTM" if t.op == "add" else "GRU",
+                        "module": module, "file": plan.source,
+                        "sources": {k: f"{module}.{k}" for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0",
+                                                                 "bias_hh_l0")}})
+    return out
+
+
+class _KerasWriter:
+    """A Keras 3 ``.weights.h5``: the layout Keras' own saving walk gives for the live model."""
+
+    def __init__(self, plan: FixPlan, snap: Snapshot, model: Any) -> None:
+        from ckptdoctor.frameworks.keras_layout import save_layout
+
+        self.plan, self.snap = plan, snap
+        self.layout = save_layout(model)
+
+    def write(self, fh: Any) -> int:
+        from ckptdoctor.fixing import keras_h5_writer
+
+        planned = {t.name for t in self.plan.tensors}
+        expected = {name for name, _, _ in self.layout.variables}
+        if planned != expected:  # the spec and Keras' walk must agree, or the file would not load
+            raise FixVerificationError("the plan and Keras' save layout differ: "
+                                       + ", ".join(sorted(planned ^ expected)[:4]))
+        return keras_h5_writer.write(fh, self.plan, self.snap, self.layout)
+
+    def verify_bytes(self, tmp: str) -> None:
+        from ckptdoctor.fixing import keras_h5_writer
+
+        try:
+            keras_h5_writer.verify(tmp, self.plan, self.snap, self.layout)
+        except VerificationError as exc:
+            raise FixVerificationError(str(exc)) from None
 
 
 # ---- producing each output tensor's bytes, one tensor at a time ----------------------------------------
