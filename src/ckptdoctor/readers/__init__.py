@@ -32,6 +32,8 @@ READERS: dict[str, str] = {
     "npz": "numpy_files",
     "tf-checkpoint": "tf_bundle",
     "tf-savedmodel": "tf_savedmodel",
+    "torch-dcp": "torch_dcp",
+    "gguf": "gguf",
 }
 
 

@@ -10,6 +10,8 @@ What a folder becomes:
   ``variables/`` and ``assets/`` included;
 * each TensorFlow checkpoint ``<prefix>.index`` is one tf-checkpoint snapshot; its ``<prefix>.data-*``
   shards and the ``checkpoint`` state file are part of it, not listed on their own;
+* a directory holding ``.metadata`` + ``*.distcp`` is ONE torch.distributed.checkpoint snapshot (torch-dcp);
+  its data files are part of it, not listed on their own;
 * every other file is recognised by content and read on its own.
 
 Errors are per file: a model file that cannot be read (an LFS pointer, an empty or truncated file)
@@ -61,6 +63,10 @@ def read_folder(path: str) -> list[Snapshot]:
             consumed.update({"saved_model.pb", "keras_metadata.pb", "fingerprint.pb"})
             dirnames[:] = [d for d in dirnames if d not in ("variables", "assets", "assets.extra")]
         _consume_tf_checkpoint_files(files, consumed)
+        if _consume_dcp_files(filenames, consumed):
+            snap = _read_one(dirpath, "", failures)
+            if snap is not None:
+                here.append(snap)
         for name in files:
             if name.endswith(".index.json"):
                 shard_snap = _read_index(os.path.join(dirpath, name), consumed)
@@ -98,11 +104,25 @@ def _consume_tf_checkpoint_files(files: list[str], consumed: set[str]) -> None:
         consumed.add("checkpoint")
 
 
+def _consume_dcp_files(filenames: list[str], consumed: set[str]) -> bool:
+    """A torch.distributed.checkpoint folder: its ``.metadata`` and ``__{rank}_{n}.distcp`` files are one model."""
+    from ckptdoctor.readers.sniff import is_dcp_metadata_name
+
+    metas = [f for f in filenames if is_dcp_metadata_name(f)]
+    data = [f for f in filenames if f.endswith(".distcp")]
+    if not metas or not data:
+        return False
+    consumed.update(metas)
+    consumed.update(data)
+    return True
+
+
 def _read_one(dirpath: str, name: str | None, failures: list[InputError]) -> Snapshot | None:
-    """Read one file (or, with ``name=None``, the unzipped .keras directory). Errors become a placeholder."""
+    """Read one file (or, with ``name=None``, the unzipped .keras directory; with ``name=""`` the folder itself,
+    a DCP checkpoint). Errors become a placeholder."""
     from ckptdoctor.readers import read
 
-    full = dirpath if name is None else os.path.join(dirpath, name)
+    full = dirpath if not name else os.path.join(dirpath, name)
     try:
         if name is None:
             from ckptdoctor.readers.keras_v3 import read_dir

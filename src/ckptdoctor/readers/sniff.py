@@ -15,6 +15,7 @@ NUMPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 # torch legacy: a protocol-2 pickle of the LONG1 MAGIC_NUMBER 0x1950a86a20f9469cfc6c
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+GGUF_MAGIC = b"GGUF"  # llama.cpp; followed by a little-endian uint32 version
 LFS_PREFIX = b"version https://git-lfs.github.com/spec/"
 _HEAD = 4096
 
@@ -48,13 +49,20 @@ def sniff(path: str) -> str:
 
     Formats: torch-zip, torchscript, keras-v3, npz, zip (other), hdf5, npy, torch-legacy, torch-tar,
     pickle, safetensors, tf-checkpoint (a tensor-bundle ``.index``, or one of its ``.data-*`` shards),
-    tf-savedmodel (its ``saved_model.pb``).
+    tf-savedmodel (its ``saved_model.pb``), torch-dcp (a torch.distributed.checkpoint folder or its
+    ``.metadata`` pickle), gguf (llama.cpp).
     """
+    if os.path.isdir(path) and _is_dcp_folder(path):
+        return "torch-dcp"
     size = check_regular_file(path)
     head = read_head(path)
     tf_format = _sniff_tensorflow(path, size)
     if tf_format is not None:
         return tf_format
+    if head.startswith(GGUF_MAGIC):
+        return "gguf"
+    if _looks_like_pickle(head) and is_dcp_metadata_name(os.path.basename(path)):
+        return "torch-dcp"
 
     if head.startswith(ZIP_MAGICS):
         return _sniff_zip(path)
@@ -159,3 +167,18 @@ def _looks_like_pickle(head: bytes) -> bool:
         return True
     # protocol 0/1 pickles start with an opcode such as MARK '(', EMPTY_DICT '}', EMPTY_LIST ']', GLOBAL 'c'
     return head[:1] in (b"(", b"}", b"]", b"c") and (b"." in head[-64:] or len(head) < _HEAD)
+
+
+def is_dcp_metadata_name(name: str) -> bool:
+    """``.metadata`` or ``__{rank}.metadata``: the pickled index of a torch.distributed.checkpoint folder."""
+    if name == ".metadata":
+        return True
+    return name.startswith("__") and name.endswith(".metadata") and name[2:-len(".metadata")].isdigit()
+
+
+def _is_dcp_folder(path: str) -> bool:
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    return any(is_dcp_metadata_name(n) for n in names) and any(n.endswith(".distcp") for n in names)

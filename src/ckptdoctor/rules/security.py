@@ -184,7 +184,10 @@ _OTHER_SAFE = {"collections.OrderedDict", "collections.Counter", "collections.de
                "torch.storage.TypedStorage", "torch.storage.UntypedStorage", "torch.serialization._get_layout",
                "torch._tensor._rebuild_from_type_v2", "torch.storage._load_from_bytes", "torch.UntypedStorage",
                "torch.dtype", "torch.layout", "torch.memory_format", "torch.contiguous_format",
-               "torch.channels_last", "torch.preserve_format"}
+               "torch.channels_last", "torch.preserve_format",
+               # torch.distributed.checkpoint .metadata: an Enum looked up by value (the DCP dataclasses
+               # themselves are only instantiated from state, which S102 does not flag)
+               "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING"}
 
 # what torch 2.13's weights-only unpickler accepts without add_safe_globals (measured; approximate)
 _WEIGHTS_ONLY_OTHER = {"collections.OrderedDict", "collections.Counter", "torch.nn.parameter.Parameter",
