@@ -199,3 +199,51 @@ def test_ext_and_stack_global_recorded() -> None:
     assert GlobalRef("os", "system") in result.globals
     ext = pickle_vm.load(b"\x80\x02\x82\x07.")
     assert ext.value.module == "copyreg._extension_registry"
+
+
+# ---- the state_dict shortcuts (_rb_tensor_v2 checked inline, storage classes looked up once) ----------
+
+def _slow_tensor_v2(args):
+    """What _rb_tensor_v2 computed before its inline shortcut: the general _tensor_from path."""
+    t = pickle_vm._tensor_from(*args[:4], None, "_rebuild_tensor_v2")
+    t.requires_grad = bool(args[4])
+    return t
+
+
+def _fields(t):
+    return {k: getattr(t, k) for k in t.__slots__}
+
+
+@pytest.mark.parametrize("case", [
+    ((3, 4), (4, 1), 0, True), ((4, 3), (1, 4), 2, False), ((), (), 5, 0), ((2, 0, 3), (3, 3, 1), 0, 1),
+])
+def test_rebuild_tensor_v2_shortcut_matches_general_path(case) -> None:
+    size, stride, offset, grad = case
+    storage = pickle_vm.storage_from_pid(("storage", GlobalRef("torch", "HalfStorage"), "7", "cuda:1", 64))
+    args = (storage, offset, size, stride, grad, ODict())
+    fast, slow = pickle_vm._rb_tensor_v2(args), _slow_tensor_v2(args)
+    assert _fields(fast) == _fields(slow)
+    assert fast.dtype == "float16" and fast.requires_grad is bool(grad)
+
+
+@pytest.mark.parametrize("args", [
+    (None, 0, (1,), (1,), False),  # not a storage
+    ("storage", "0", (1,), (1,), False),  # an offset that is not a number
+    ((), 0, (2, 2), (1,), False),  # strides of another length
+])
+def test_rebuild_tensor_v2_shortcut_refuses_what_the_general_path_refuses(args) -> None:
+    storage = pickle_vm.storage_from_pid(("storage", GlobalRef("torch", "FloatStorage"), "0", "cpu", 4))
+    args = tuple(storage if a == () or a == "storage" else a for a in args)
+    with pytest.raises(ValueError):
+        _slow_tensor_v2(args)
+    assert isinstance(pickle_vm.rebuild(GlobalRef("torch._utils", "_rebuild_tensor_v2"), args), Opaque)
+
+
+def test_storage_classes_resolved_once_give_the_same_storage() -> None:
+    for name, dtype in (("FloatStorage", "float32"), ("BFloat16Storage", "bfloat16"), ("float8_e4m3fn", "float8_e4m3fn"),
+                        ("UntypedStorage", None), ("NotAStorage", None)):
+        refs = [pickle_vm.storage_from_pid(("storage", GlobalRef("torch", name), "k", "cpu", 3)) for _ in range(2)]
+        assert [(r.dtype, r.storage_type, r.key, r.location, r.numel) for r in refs] == [
+            (dtype, f"torch.{name}", "k", "cpu", 3)] * 2
+    assert pickle_vm.storage_from_pid(("storage", "FloatStorage", 1, "cpu", 3)).storage_type == "FloatStorage"
+    assert pickle_vm.storage_from_pid(("storage", GlobalRef("torch", "FloatStorage"), "k", "cpu", -1)) is None

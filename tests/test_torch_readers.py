@@ -341,3 +341,33 @@ def test_garbage(tmp_path: Path) -> None:
     bad2 = tmp_path / "badop.pkl"
     bad2.write_bytes(b"\x80\x02\xff\xfe")
     assert_input_error(run_cli(bad2), "F104")
+
+
+def test_state_dict_of_every_dtype_views_and_parameters_matches_torch(tmp_path) -> None:
+    """The reader's per-tensor fields against what torch.load itself reports for the same file."""
+    import torch
+
+    from ckptdoctor.readers import read
+
+    dtypes = [torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
+              torch.int8, torch.uint8, torch.bool, torch.complex64, torch.float8_e4m3fn]
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    sd = {f"t.{i}": torch.zeros(2, 3, dtype=dt) for i, dt in enumerate(dtypes)}
+    sd.update({"view.t": base.t(), "view.slice": base[1:, 2:], "tied": base, "scalar": torch.tensor(3.0),
+               "big": torch.zeros(70000, dtype=torch.uint8)})
+    for protocol in (2, 4, 5):
+        path = tmp_path / f"sd{protocol}.pt"
+        torch.save({"model": sd, "param": torch.nn.Parameter(torch.ones(3)), "frozen":
+                    torch.nn.Parameter(torch.ones(2), requires_grad=False)}, path, pickle_protocol=protocol)
+        loaded = torch.load(path, weights_only=False)  # our own file; weights_only refuses protocol 4 FRAMEs
+        flat = {f"model.{k}": v for k, v in loaded["model"].items()} | {"param": loaded["param"],
+                                                                          "frozen": loaded["frozen"]}
+        snap = read(path)
+        assert [t.name for t in snap.tensors] == list(flat)
+        for t in snap.tensors:
+            ref = flat[t.name]
+            assert (t.shape, t.strides, t.offset) == (tuple(ref.shape), ref.stride(), ref.storage_offset()), t.name
+            assert t.dtype == str(ref.dtype).removeprefix("torch."), t.name
+            assert t.requires_grad == ref.requires_grad and t.is_parameter == isinstance(ref, torch.nn.Parameter)
+            assert t.storage_nbytes == ref.untyped_storage().nbytes(), t.name
+        assert len({t.storage for t in snap.tensors if t.name in ("model.view.t", "model.tied")}) == 1

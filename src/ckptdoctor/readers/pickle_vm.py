@@ -971,6 +971,10 @@ def _binpersid(m: _Machine) -> None:
     m.stack.append(m.persistent_load(m.pop()))
 
 
+# (module, name) of a storage class -> (dtype or None, qualname); a pure function of the name, capped
+_STORAGE_CLASSES: dict[tuple[str, str], tuple[str | None, str]] = {}
+
+
 def default_persistent_load(pid: Any) -> Any:
     """Storages as ``StorageRef``; any other persistent id stays a ``PersistentRef``."""
     storage = storage_from_pid(pid)
@@ -980,15 +984,24 @@ def default_persistent_load(pid: Any) -> Any:
 def storage_from_pid(pid: Any) -> StorageRef | None:
     if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
         return None
-    _, stype, key, location, numel = pid[:5]
+    stype, key, location, numel = pid[1], pid[2], pid[3], pid[4]
     if not isinstance(numel, int) or numel < 0:
         return None
-    tname = stype.name if isinstance(stype, GlobalRef) else str(stype)
-    dtype = TORCH_STORAGE_DTYPES.get(tname)
-    if dtype is None and isinstance(stype, GlobalRef):
-        dtype = torch_dtype_name(stype)  # torch.float32 as storage "type" (TypedStorage pickles)
-    ref = StorageRef(key=str(key), dtype=dtype, location=str(location), numel=numel,
-                     storage_type=stype.qualname if isinstance(stype, GlobalRef) else tname)
+    if isinstance(stype, GlobalRef):
+        # one lookup per storage class, not per storage (a state_dict names the same few thousands of times)
+        known = _STORAGE_CLASSES.get((stype.module, stype.name))
+        if known is None:
+            dtype = TORCH_STORAGE_DTYPES.get(stype.name)
+            if dtype is None:
+                dtype = torch_dtype_name(stype)  # torch.float32 as storage "type" (TypedStorage pickles)
+            known = (dtype, stype.qualname)
+            if len(_STORAGE_CLASSES) < 1024:
+                _STORAGE_CLASSES[(stype.module, stype.name)] = known
+        dtype, storage_type = known
+    else:
+        storage_type = str(stype)
+        dtype = TORCH_STORAGE_DTYPES.get(storage_type)
+    ref = StorageRef(str(key), dtype, str(location), numel, storage_type)
     view = pid[5] if len(pid) > 5 else None
     if isinstance(view, tuple) and len(view) == 3 and isinstance(view[1], int):
         ref.view_of, ref.view_offset = str(view[0]), view[1]
@@ -1172,7 +1185,20 @@ def _rb_tensor(args: tuple[Any, ...]) -> TensorRef:
 
 
 def _rb_tensor_v2(args: tuple[Any, ...]) -> TensorRef:
-    storage, offset, size, stride, requires_grad = args[:5]
+    storage, offset, size, stride, requires_grad = args[0], args[1], args[2], args[3], args[4]
+    if (type(storage) is StorageRef and type(offset) is int and type(size) is tuple and type(stride) is tuple
+            and len(size) == len(stride) and storage.dtype is not None):
+        # the state_dict case, checked inline (one call per tensor instead of four)
+        for v in size:
+            if type(v) is not int:
+                break
+        else:
+            for v in stride:
+                if type(v) is not int:
+                    break
+            else:
+                return TensorRef(storage, offset, size, stride, storage.dtype, bool(requires_grad),
+                                 False, None, "_rebuild_tensor_v2")
     t = _tensor_from(storage, offset, size, stride, None, "_rebuild_tensor_v2")
     t.requires_grad = bool(requires_grad)
     return t
