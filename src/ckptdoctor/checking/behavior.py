@@ -136,39 +136,216 @@ class KerasGroup:
     label: str = ""  # "<LSTMCell name=lstm_cell, built=True>"
 
 
-def keras_load_weights(file_groups: dict[str, list[Shape]], model_groups: list[KerasGroup], *,
-                       skip_mismatch: bool = False, source: str = ".weights.h5") -> Prediction:
-    """Keras 3 ``saving_lib._load_state``: walk the model's saveables, each loads its group by path.
-    A failing saveable is recorded and the walk continues; extra saved groups are never looked at."""
-    failed: list[tuple[KerasGroup, str]] = []
-    for g in model_groups:
-        saved = file_groups.get(g.path, [])
-        name = g.label or g.path
-        if len(saved) != len(g.shapes):
-            failed.append((g, f"Layer '{_short_name(name)}' expected {len(g.shapes)} variables, but received "
-                              f"{len(saved)} variables during loading."))
-            continue
-        for ms, fs in zip(g.shapes, saved, strict=True):
+@dataclass
+class KerasAttempt:
+    """One ``load_own_variables`` call of the load walk: an object tried at one path."""
+
+    path: str
+    ok: bool
+    saved: list[Shape]  # the file's variables at that path ([] when the group is absent or empty)
+    message: str = ""  # the exception text Keras records when it fails
+    assigned: int = 0  # variables assigned before it failed (Layer.load_own_variables assigns one by one)
+
+
+@dataclass
+class KerasWalk:
+    """The replayed ``saving_lib._load_state``: what every object did, and the file groups it read."""
+
+    nodes: list[dict[str, Any]]
+    attempts: dict[int, list[KerasAttempt]] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)  # error_msgs, in Keras' own order
+    var_source: dict[str, str] = field(default_factory=dict)  # variable save path -> the file dataset it got
+    used_groups: set[str] = field(default_factory=set)
+    warnings: list[str] = field(default_factory=list)
+
+    def label(self, n: int) -> str:
+        return str(self.nodes[n].get("label") or self.nodes[n].get("cls") or n)
+
+    def loaded_at(self, n: int) -> str | None:
+        """The path the object finally loaded from, None when it never loaded."""
+        ok = [a.path for a in self.attempts.get(n, []) if a.ok]
+        return ok[-1] if ok else None
+
+
+def flat_keras_walk(groups: list[KerasGroup]) -> dict[str, Any]:
+    """A load-walk graph with one path per group (for a spec recorded without the real graph)."""
+    nodes: list[dict[str, Any]] = [{"cls": "Model", "label": "model", "load": "none", "shapes": [], "vars": [],
+                                    "var_names": [], "built": True, "children": []}]
+    for g in groups:
+        nodes[0]["children"].append({"name": g.path, "node": len(nodes)})
+        nodes.append({"cls": "", "label": g.label or g.path, "load": "layer", "shapes": [list(s) for s in g.shapes],
+                      "vars": [f"{g.path}/vars/{i}" for i in range(len(g.shapes))],
+                      "var_names": [str(i) for i in range(len(g.shapes))], "built": True,
+                      "name": _short_name(g.label or g.path), "children": []})
+    return {"nodes": nodes}
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}/{name}" if path else name
+
+
+def keras_load_walk(file_groups: dict[str, list[Shape]], graph: dict[str, Any]) -> KerasWalk:
+    """Replay Keras 3.15 ``saving_lib._load_state`` / ``_load_container_state`` over the recorded graph.
+
+    Mirrored exactly: every object is tried at each path it is reachable by, in ``_walk_saveable``
+    order; it is marked visited only when its own load and its children's loads all succeeded, so an
+    object that failed at one path is tried again at the next one and a later success clears its
+    failure; a nested container whose group is absent is tried on the side and only warns. Both
+    ``skip_mismatch`` values walk the same way (the exceptions are caught either way); only the final
+    raise-or-warn differs (``keras_walk_prediction``).
+    """
+    nodes = graph["nodes"]
+    walk = KerasWalk(nodes=nodes)
+    visited: set[int] = set()
+    on_stack: set[int] = set()  # Keras would recurse forever on a cycle of failing objects; we stop
+    legacy = any(g.split("/", 1)[0] == "_layer_checkpoint_dependencies" for g in file_groups)
+
+    def get(path: str) -> list[Shape]:  # H5IOStore.get: the group's vars, {} when absent
+        if path in file_groups:
+            return file_groups[path]
+        if legacy and path:
+            return file_groups.get(path.replace("layers", "_layer_checkpoint_dependencies"), [])
+        return []
+
+    def has_path(path: str) -> bool:
+        return any(g == path or g.startswith(path + "/") for g in file_groups)
+
+    def load_own(n: int, path: str) -> str | None:
+        node = nodes[n]
+        kind = node.get("load")
+        shapes = [tuple(s) for s in node.get("shapes", [])]
+        saved = get(path)
+        if kind == "optimizer":
+            if len(saved) != len(shapes):
+                text = (f"Skipping variable loading for optimizer '{node.get('name', '')}', because it has "
+                        f"{len(shapes)} variables whereas the saved optimizer has {len(saved)} variables. ")
+                if not shapes:
+                    text += "This is likely because the optimizer has not been called/built yet."
+                walk.warnings.append(text)
+                return None
+            _assign(walk, node, path, len(shapes))
+            walk.used_groups.add(path)
+            return None
+        if kind != "layer":
+            return None
+        attempt = KerasAttempt(path=path, ok=False, saved=list(saved))
+        walk.attempts.setdefault(n, []).append(attempt)
+        if len(saved) != len(shapes):
+            if not shapes and not node.get("built", True):
+                attempt.message = (f"Layer '{node.get('name', '')}' was never built and thus it doesn't have any "
+                                   f"variables. However the weights file lists {len(saved)} variables for this layer.")
+            else:
+                attempt.message = (f"Layer '{node.get('name', '')}' expected {len(shapes)} variables, but received "
+                                   f"{len(saved)} variables during loading. Expected: {node.get('var_names', [])!r}")
+            return attempt.message
+        for i, (ms, fs) in enumerate(zip(shapes, saved, strict=True)):
             if ms != fs:
-                failed.append((g, "The shape of the target variable and the shape of the target value in "
-                                  f"`variable.assign(value)` must match. variable.shape={_py(ms)}, "
-                                  f"Received: value.shape={_tshape(fs)}."))
-                break
-    model_paths = {g.path for g in model_groups}
-    ignored = [p for p in file_groups if p not in model_paths]
+                attempt.assigned = i
+                _assign(walk, node, path, i)
+                attempt.message = ("The shape of the target variable and the shape of the target value in "
+                                   f"`variable.assign(value)` must match. variable.shape={_py(ms)}, "
+                                   f"Received: value.shape={_tshape(fs)}.")
+                var_paths, dtypes = node.get("var_paths") or [], node.get("var_dtypes") or []
+                if i < len(var_paths) and i < len(dtypes):  # Keras prints the variable, its values too
+                    attempt.message += (f" Target variable: <Variable path={var_paths[i]}, shape={_py(ms)}, "
+                                        f"dtype={dtypes[i]}, value=...>")
+                return attempt.message
+        attempt.ok, attempt.assigned = True, len(shapes)
+        _assign(walk, node, path, len(shapes))
+        if shapes:
+            walk.used_groups.add(path)
+        return None
+
+    def load_state(n: int, path: str, failed: set[int], errors: dict[int, str]) -> None:
+        if n in visited or n in on_stack:
+            return
+        on_stack.add(n)
+        error = load_own(n, path)
+        if error is not None:
+            failed.add(n)
+            errors[n] = error
+        before = len(failed)
+        for child in nodes[n].get("children", []):
+            child_path = _join(path, child["name"])
+            if "node" in child:
+                load_state(child["node"], child_path, failed, errors)
+            else:
+                load_container(child["items"], child_path, failed, errors)
+        newly_failed = len(failed) - before
+        if error is None:
+            if newly_failed <= 0:
+                visited.add(n)
+            if n in failed:
+                failed.remove(n)
+                errors.pop(n)
+        on_stack.discard(n)
+
+    def load_container(items: list[dict[str, Any]] | None, path: str, failed: set[int],
+                       errors: dict[int, str]) -> None:
+        if items is None:  # already entered in this chain
+            return
+        for item in items:
+            item_path = _join(path, item["name"])
+            if "node" in item:
+                load_state(item["node"], item_path, failed, errors)
+            elif not has_path(item_path):
+                side_failed: set[int] = set()
+                load_container(item["items"], item_path, side_failed, {})
+                if side_failed:
+                    walk.warnings.append(
+                        f"Skipping nested container at '{item_path}': no matching group found in the saved file. "
+                        "This usually means the file was saved with a Keras version that did not serialize "
+                        "sublayers nested inside containers. Affected layers will retain their "
+                        "freshly-initialized weights.")
+            else:
+                load_container(item["items"], item_path, failed, errors)
+
+    load_state(0, "", set(), walk.errors)
+    return walk
+
+
+def _assign(walk: KerasWalk, node: dict[str, Any], path: str, count: int) -> None:
+    for i, var in enumerate(node.get("vars", [])[:count]):
+        if var:
+            walk.var_source[var] = f"{path}/vars/{i}" if path else f"vars/{i}"
+
+
+def keras_walk_prediction(walk: KerasWalk, file_groups: dict[str, list[Shape]], *, skip_mismatch: bool = False,
+                          source: str = ".weights.h5") -> Prediction:
+    """What ``model.load_weights(file[, skip_mismatch=True])`` reports after the replayed walk
+    (``saving_lib._raise_loading_failure``). Saved groups nothing loaded from are never looked at
+    again: Keras says nothing about them (optimizer state is reported on its own)."""
+    failed = list(walk.errors)
+    # a group a failing object tried is reported with that failure; one tried by an object that then loaded
+    # from another path is as unused as any other
+    tried = {a.path for n in walk.errors for a in walk.attempts.get(n, []) if a.saved}
+    ignored = [p for p, s in file_groups.items() if s and p not in walk.used_groups and p not in tried
+               and p.split("/", 1)[0] not in ("optimizer", "optimizer_weights")]
     call = f"model.load_weights('{source}'{', skip_mismatch=True' if skip_mismatch else ''})"
-    details = {"failed_objects": [g.label or g.path for g, _ in failed], "ignored_groups": ignored}
+    details: dict[str, Any] = {"failed_objects": [walk.label(n) for n in failed], "ignored_groups": ignored,
+                               "loaded_from": {walk.label(n): walk.loaded_at(n) for n in walk.attempts
+                                               if walk.nodes[n].get("shapes") and walk.loaded_at(n) is not None}}
     if failed:
-        first_g, first_msg = failed[0]
+        first = failed[0]
         text = (f"A total of {len(failed)} objects could not be loaded. Example error message for object "
-                f"{first_g.label or first_g.path}:\n\n{first_msg}\n\nList of objects that could not be loaded:\n"
-                f"[{', '.join(g.label or g.path for g, _ in failed)}]")
+                f"{walk.label(first)}:\n\n{walk.errors[first]}\n\nList of objects that could not be loaded:\n"
+                f"[{', '.join(walk.label(n) for n in failed)}]")
         if skip_mismatch:
-            return Prediction(call, WARNING, "UserWarning", text, details)
+            return Prediction(call, WARNING, "UserWarning", "\n".join([*walk.warnings, text]), details)
         return Prediction(call, ERROR, "ValueError", text, details)
+    if walk.warnings:
+        details["warnings"] = list(walk.warnings)
+        return Prediction(call, WARNING, "UserWarning", "\n".join(walk.warnings), details)
     if ignored:
         return Prediction(call, SILENT, None, f"the saved groups {', '.join(ignored)} are ignored", details)
     return Prediction(call, OK, None, "", details)
+
+
+def keras_load_weights(file_groups: dict[str, list[Shape]], model_groups: list[KerasGroup], *,
+                       skip_mismatch: bool = False, source: str = ".weights.h5") -> Prediction:
+    """Keras 3 ``load_weights`` for a model known only by one path per group (no recorded graph)."""
+    walk = keras_load_walk(file_groups, flat_keras_walk(model_groups))
+    return keras_walk_prediction(walk, file_groups, skip_mismatch=skip_mismatch, source=source)
 
 
 def _short_name(label: str) -> str:

@@ -1,7 +1,8 @@
 """Compare a Keras file with a live Keras model.
 
-Keras 3 loads ``.keras`` and ``.weights.h5`` by *path* (``layers/lstm/cell/vars/0``): a saveable whose
-group is absent or reshaped fails, extra saved groups are ignored silently. A legacy ``.h5`` is loaded
+Keras 3 loads ``.keras`` and ``.weights.h5`` by *path* (``layers/lstm/cell/vars/0``), walking the model's
+object graph: an object is tried at every path it is reachable by (``emb`` and ``layers/embedding``)
+until one fits, so it fails only when no such path fits; extra saved groups are ignored silently. A legacy ``.h5`` is loaded
 *topologically*: the i-th model layer with weights gets the i-th saved one. ``load_model`` ignores the
 code altogether. Every finding says which of these applies.
 """
@@ -67,7 +68,7 @@ def _saved_model_class(snap: Snapshot) -> str | None:
 def _groups_from_tensors(tensors: list[TensorInfo]) -> dict[str, list[Shape]]:
     raw: dict[str, dict[int, Shape]] = {}
     for t in tensors:
-        group, _, idx = t.name.rpartition("/vars/")
+        group, _, idx = ("", "", t.name[5:]) if t.name.startswith("vars/") else t.name.rpartition("/vars/")
         if not idx.isdigit():
             continue
         raw.setdefault(group, {})[int(idx)] = tuple(t.shape)
@@ -77,6 +78,7 @@ def _groups_from_tensors(tensors: list[TensorInfo]) -> dict[str, list[Shape]]:
 def _compare_by_path(snap: Snapshot, spec: ModelSpec) -> Comparison:
     out = Comparison()
     source = _source(snap)
+    all_groups = _groups_from_tensors(snap.tensors)
     file_groups = _groups_from_tensors([t for t in snap.tensors if not _is_optimizer(t)])
     labels: dict[str, str] = spec.facts.get("saveable_labels", {})
     model_raw: dict[str, list[Shape]] = {}
@@ -87,8 +89,10 @@ def _compare_by_path(snap: Snapshot, spec: ModelSpec) -> Comparison:
         model_raw.setdefault(e.owner, []).append(tuple(e.shape))
         group_class.setdefault(e.owner, e.owner_class)
     model_groups = [B.KerasGroup(path=g, shapes=s, label=labels.get(g, "")) for g, s in model_raw.items()]
-    strict = B.keras_load_weights(file_groups, model_groups, source=source)
-    loose = B.keras_load_weights(file_groups, model_groups, skip_mismatch=True, source=source)
+    graph = spec.facts.get("keras_load_walk") or B.flat_keras_walk(model_groups)
+    walk = B.keras_load_walk(all_groups, graph)
+    strict = B.keras_walk_prediction(walk, all_groups, source=source)
+    loose = B.keras_walk_prediction(walk, all_groups, skip_mismatch=True, source=source)
     out.predictions = [strict, loose]
     failing = strict.details["failed_objects"]
     behaviour = strict.summary() if strict.outcome == B.ERROR else ""
@@ -97,37 +101,54 @@ def _compare_by_path(snap: Snapshot, spec: ModelSpec) -> Comparison:
                      f"({', '.join(failing)}); with skip_mismatch=True it only warns and those layers keep their "
                      "random initial values. Layers that load keep the loaded weights (no rollback).")
     changes: set[tuple[int, int]] = set()
-    shifted = _class_count_shift(list(file_groups), [g.path for g in model_groups], group_class)
-    for g in model_groups:
-        cls = group_class.get(g.path, "")
-        saved = file_groups.get(g.path)
-        where = f"{cls} at {g.path!r}" if cls else repr(g.path)
-        if _base(g.path) in shifted:
-            where += f" ({shifted[_base(g.path)]})"
-        if saved is None:
+    node_of_group = _nodes_by_save_group(graph)
+    # every path a layer is tried at counts: a subclassed model's layers are also 'layers/<class>[_n]'
+    alias_class = {a.path: group_class.get(g.path, "") for g in model_groups
+                   for a in walk.attempts.get(node_of_group.get(g.path, -1), [])}
+    shifted = _class_count_shift(list(file_groups), [g.path for g in model_groups] + list(alias_class),
+                                 {**alias_class, **group_class})
+    edges = _edge_groups(spec, model_groups)
+    for n, g in _failed_in_save_order(walk, node_of_group, model_groups):
+        cls = group_class.get(g.path, "") or str(walk.nodes[n].get("cls", ""))
+        tried = walk.attempts.get(n, [])
+        paths = list(dict.fromkeys(a.path for a in tried)) or [g.path]
+        # the attempt that explains the failure: the last path where the file HAS a group for it (Keras' own
+        # message is the last attempt's, often just "received 0 variables" from an alias path)
+        decisive = next((a for a in reversed(tried) if a.saved), None)
+        at = decisive.path if decisive else g.path
+        where = f"{cls} at {at!r}" if cls else repr(at)
+        if decisive and decisive.path != g.path:
+            where += f" (saved by your model as {g.path!r})"
+        shift = next((shifted[_base(p)] for p in [at, *paths] if _base(p) in shifted), "")
+        if shift:
+            where += f" ({shift})"
+        if decisive is None:
+            absent = (f"no group at any path Keras tries it at ({', '.join(repr(p) for p in paths)})" if len(paths) > 1
+                      else f"no group {g.path!r}")
             out.diagnostics.append(A.MISSING.diag(
-                f"{where}: the file has no group {g.path!r} ({len(g.shapes)} variable(s) expected)"
+                f"{where}: the file has {absent} ({len(g.shapes)} variable(s) expected)"
                 + _shift_hint(g, file_groups, model_raw),
                 subject=g.path, expected=[list(s) for s in g.shapes], found=None,
-                framework_behavior=behaviour + f" The message names it: Layer '{_name(g)}' expected "
+                framework_behavior=behaviour + f" The message names it: Layer '{_name(g, walk, n)}' expected "
                                                f"{len(g.shapes)} variables, but received 0 variables during loading.",
                 fix="build the layers the file was saved with (Keras names paths by class and position: adding or "
-                    "removing a layer of the same class shifts dense -> dense_1)", path=snap.path))
+                    "removing a layer of the same class shifts dense -> dense_1)", path=snap.path,
+                details={"paths_tried": paths}))
             continue
+        saved = decisive.saved
         if len(saved) != len(g.shapes):
             out.diagnostics.append(A.WEIGHT_COUNT.diag(
                 f"{where}: {len(saved)} saved variable(s), the model's layer has {len(g.shapes)}",
-                subject=g.path, expected=len(g.shapes), found=len(saved), framework_behavior=behaviour,
-                fix="build the layer with the options it was saved with (use_bias, layer type)", path=snap.path))
-            continue
-        if saved == g.shapes:
+                subject=at, expected=len(g.shapes), found=len(saved), framework_behavior=behaviour,
+                fix="build the layer with the options it was saved with (use_bias, layer type)", path=snap.path,
+                details={"paths_tried": paths}))
             continue
         saved_h, model_h = infer_keras(cls, saved), infer_keras(cls, g.shapes)
         story = describe_change(saved_h, model_h)
         own = changed_values(saved_h, model_h)
         if story and own and own <= changes:
             story = None
-        io = io_story(snap.path, cls, saved, g.shapes, first=g is model_groups[0], last=g is model_groups[-1])
+        io = io_story(snap.path, cls, saved, g.shapes, first=g.path == edges[0], last=g.path == edges[1])
         if io:
             story = io[0]
         knock = not story and all(knock_on(f, m, changes) for f, m in zip(saved, g.shapes, strict=True) if f != m)
@@ -140,15 +161,18 @@ def _compare_by_path(snap: Snapshot, spec: ModelSpec) -> Comparison:
             msg = f"{where}: changes shape only as a consequence of the change above ({diffs})"
         else:
             msg = f"{where}: other shapes ({diffs})"
+        if decisive.assigned:
+            msg += (f"; its first {decisive.assigned} variable(s) fit and ARE overwritten before the error "
+                    "(no rollback)")
         out.diagnostics.append(A.SHAPE.diag(
-            msg, subject=g.path, expected=[list(s) for s in g.shapes], found=[list(s) for s in saved],
+            msg, subject=at, expected=[list(s) for s in g.shapes], found=[list(s) for s in saved],
             framework_behavior=behaviour,
             fix=(io[1] if io else f"build the layer as {saved_h.call()}" if story and saved_h else
                  "fix the upstream layer; this one follows" if knock else
                  "build the layer with the file's shapes, or retrain"),
             path=snap.path, details={"saved_hyperparameters": saved_h.params if saved_h else None,
                                      "model_hyperparameters": model_h.params if model_h else None,
-                                     "knock_on": knock}))
+                                     "knock_on": knock, "paths_tried": paths}))
     ignored = strict.details["ignored_groups"]
     if ignored:
         n = sum(len(file_groups[g]) for g in ignored)
@@ -194,8 +218,47 @@ def _class_count_shift(file_paths: list[str], model_paths: list[str], group_clas
     return out
 
 
-def _name(g: B.KerasGroup) -> str:
-    return B._short_name(g.label or g.path)
+def _name(g: B.KerasGroup, walk: B.KerasWalk, n: int) -> str:
+    return str(walk.nodes[n].get("name") or B._short_name(g.label or g.path))
+
+
+def _edge_groups(spec: ModelSpec, model_groups: list[B.KerasGroup]) -> tuple[str, str]:
+    """The save groups of the model's first and last layer with weights, in ``model.layers`` order (the save
+    order puts a subclassed model's attributes first, alphabetically)."""
+    owners = [w.rpartition("/vars/")[0] for layer in spec.layers for w in layer.weights[:1] if w]
+    if owners:
+        return owners[0], owners[-1]
+    return (model_groups[0].path, model_groups[-1].path) if model_groups else ("", "")
+
+
+def _nodes_by_save_group(graph: dict[str, Any]) -> dict[str, int]:
+    """Save group (``layers/lstm/cell``) -> the node of the load walk that owns its variables."""
+    out: dict[str, int] = {}
+    for n, node in enumerate(graph["nodes"]):
+        for var in node.get("vars", []):
+            if var:
+                out.setdefault(var.rpartition("/vars/")[0] if "/vars/" in var else "", n)
+    return out
+
+
+def _failed_in_save_order(walk: B.KerasWalk, node_of_group: dict[str, int],
+                          model_groups: list[B.KerasGroup]) -> list[tuple[int, B.KerasGroup]]:
+    """The objects the walk leaves failed, each with its save group: first those with variables, in save
+    order, then any other (a layer without variables where the file has some), under its first path."""
+    out: list[tuple[int, B.KerasGroup]] = []
+    seen: set[int] = set()
+    for g in model_groups:
+        n = node_of_group.get(g.path)
+        if n is not None and n in walk.errors and n not in seen:
+            seen.add(n)
+            out.append((n, g))
+    for n in walk.errors:
+        if n not in seen:
+            node = walk.nodes[n]
+            first = walk.attempts[n][0].path if walk.attempts.get(n) else ""
+            out.append((n, B.KerasGroup(path=first, shapes=[tuple(s) for s in node.get("shapes", [])],
+                                        label=walk.label(n))))
+    return out
 
 
 def _shift_hint(g: B.KerasGroup, file_groups: dict[str, list[Shape]], model_raw: dict[str, list[Shape]]) -> str:

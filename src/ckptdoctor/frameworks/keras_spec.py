@@ -2,7 +2,10 @@
 
 The state is listed exactly as Keras saves it: the ``.weights.h5`` path every variable will have
 (``layers/lstm/cell/vars/0``), found by running Keras' own saving walk against a store that records
-instead of writing. ``layers`` is the legacy-HDF5 topological order (``model.layers`` that own
+instead of writing. Loading walks the same object graph differently: an object is tried at EVERY path it
+is reachable by until one load succeeds (an attribute ``self.emb`` and ``layers/embedding``), so the
+graph itself is recorded too (``facts["keras_load_walk"]``, see ``record_load_walk``) and
+``checking.behavior.keras_load_walk`` replays Keras' load over it. ``layers`` is the legacy-HDF5 topological order (``model.layers`` that own
 weights), which is how a legacy ``.h5`` is loaded. keras is imported here only.
 """
 
@@ -62,6 +65,80 @@ def record_save_paths(model: Any) -> list[tuple[str, Any]]:
     store = RecordingStore()
     saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="", visited_saveables=set())
     return store.records
+
+
+def record_load_walk(model: Any, records: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The object graph ``saving_lib._load_state`` walks, as plain data.
+
+    Each KerasSaveable becomes one node (its own variables with their save paths and shapes, how it
+    loads them) with its children in the order Keras' own ``_walk_saveable`` yields them; a list, dict
+    or tuple child becomes the item list ``_load_container_state`` walks, with the snake_case names
+    Keras gives the items. Which paths are actually tried depends on what loads, so that is left to
+    the replay. A container already entered in the same chain is ``None``, as Keras skips it.
+    """
+    from keras.src.layers.layer import Layer
+    from keras.src.optimizers.base_optimizer import BaseOptimizer
+    from keras.src.saving import saving_lib
+    from keras.src.saving.keras_saveable import KerasSaveable
+    from keras.src.utils import naming
+
+    save_path = {id(v): p for p, v in records}
+    nodes: list[dict[str, Any]] = []
+    index: dict[int, int] = {}
+    keep: list[Any] = []  # holds every object seen so no id is reused while recording
+
+    def node(obj: Any) -> int:
+        if id(obj) in index:
+            return index[id(obj)]
+        keep.append(obj)
+        index[id(obj)] = len(nodes)
+        rec: dict[str, Any] = {"cls": type(obj).__name__, "label": type(obj).__name__, "load": "none",
+                               "shapes": [], "vars": [], "var_names": [], "built": True, "name": ""}
+        nodes.append(rec)
+        if isinstance(obj, Layer):
+            own = list(obj._trainable_variables) + list(obj._non_trainable_variables)
+            rec.update(label=f"<{type(obj).__name__} name={obj.name}, built={bool(obj.built)}>", load="layer",
+                       name=obj.name, built=bool(obj.built))
+        elif isinstance(obj, BaseOptimizer):
+            own = list(obj.variables)
+            rec.update(load="optimizer", name=str(obj.name))
+        else:  # a Metric, a Loss: no load_own_variables in Keras 3.15, or one we do not model
+            own = []
+            rec["load"] = "other" if hasattr(obj, "load_own_variables") else "none"
+        rec["shapes"] = [list(_shape(v)) for v in own]
+        rec["vars"] = [save_path.get(id(v), "") for v in own]
+        rec["var_names"] = [str(getattr(v, "name", "")) for v in own]
+        rec["var_paths"] = [str(getattr(v, "path", "")) for v in own]
+        rec["var_dtypes"] = [_dtype(v) for v in own]
+        children: list[dict[str, Any]] = []
+        for attr, child in saving_lib._walk_saveable(obj):
+            if isinstance(child, KerasSaveable):
+                children.append({"name": attr, "node": node(child)})
+            elif isinstance(child, (list, dict, tuple)):
+                children.append({"name": attr, "items": container(child, set())})
+        rec["children"] = children
+        return index[id(obj)]
+
+    def container(items: Any, seen: set[int]) -> list[dict[str, Any]] | None:
+        if id(items) in seen:  # _load_container_state's visited_containers
+            return None
+        seen.add(id(items))
+        keep.append(items)
+        if isinstance(items, dict):
+            items = list(items.values())
+        used: dict[str, int] = {}
+        out: list[dict[str, Any]] = []
+        for item in items:
+            if isinstance(item, KerasSaveable):
+                name = saving_lib._get_unique_name(naming.to_snake_case(item.__class__.__name__), used)
+                out.append({"name": name, "node": node(item)})
+            elif isinstance(item, (list, dict, tuple)):
+                name = saving_lib._get_unique_name("container", used)
+                out.append({"name": name, "items": container(item, seen)})
+        return out
+
+    node(model)
+    return {"nodes": nodes}
 
 
 def _ensure_built(model: Any, snapshot: Snapshot | None, notes: list[str]) -> None:
@@ -150,6 +227,7 @@ def spec_from_keras(model: Any, snapshot: Snapshot | None = None) -> ModelSpec:
         "optimizer": type(optimizer).__name__ if optimizer is not None else None,
         "optimizer_variables": len(optimizer.variables) if optimizer is not None else 0,
         "saveable_labels": _saveable_labels(model, records),
+        "keras_load_walk": record_load_walk(model, records),
     })
     return spec
 
