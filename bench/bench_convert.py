@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
+
+from _common import time_v
 
 GENERATE = """
 import sys, torch
@@ -40,15 +41,8 @@ save_file(sd, sys.argv[2], metadata={"layers.tied.weight": "layers.0.weight", "f
 
 def timed(code: str, *args: str) -> tuple[float, int]:
     """(wall seconds, peak RSS bytes) of ``python -c code args`` in a fresh process."""
-    proc = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", code, *args], capture_output=True,
-                          text=True, env={**os.environ, "KERAS_BACKEND": "torch"})
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-2000:])
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", proc.stderr)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    assert wall and rss, proc.stderr
-    seconds = int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3))
-    return seconds, int(rss.group(1)) * 1024
+    seconds, rss, _ = time_v([sys.executable, "-c", code, *args])
+    return seconds, rss
 
 
 def main() -> int:

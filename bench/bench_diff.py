@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -22,10 +21,7 @@ import sys
 import tempfile
 import time
 
-# Byte-compiled modules cached outside the source tree (PYTHONDONTWRITEBYTECODE would otherwise make
-# every run recompile every module and measure the compiler)
-ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-ENV.update(KERAS_BACKEND="torch", PYTHONPYCACHEPREFIX=os.path.join(tempfile.gettempdir(), "ckptdoctor-bench-pyc"))
+from _common import installed_env, time_v
 
 GENERATE = """
 import sys, torch
@@ -45,14 +41,7 @@ DIFF = "import sys, ckptdoctor; r = ckptdoctor.diff(sys.argv[1], sys.argv[2]); p
 
 
 def timed(cmd: list[str]) -> tuple[float, int, str]:
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=ENV)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-2000:])
-    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", proc.stderr)
-    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    assert wall and rss, proc.stderr
-    seconds = int(wall.group(1) or 0) * 3600 + int(wall.group(2)) * 60 + float(wall.group(3))
-    return seconds, int(rss.group(1)) * 1024, proc.stdout.strip()
+    return time_v(cmd, installed_env())
 
 
 def cat_seconds(*paths: str) -> float:

@@ -26,6 +26,8 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from _common import installed_env
+
 TORCH_LIST = ("import sys, torch; sd = torch.load(sys.argv[1], mmap=True, weights_only=True); "
               "print(len([(k, tuple(v.shape)) for k, v in sd.items()]))")
 
@@ -71,8 +73,7 @@ def main() -> None:
     import ckptdoctor
 
     tmp = tempfile.mkdtemp(prefix="ckptdoctor-bench-")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pycache")
+    env = installed_env(os.path.join(tmp, "pycache"))
     sizes = {"100MB": 100 * 2**20 // 4 // args.count, "1GB": 2**30 // 4 // args.count}
     paths = {k: os.path.join(tmp, f"ckpt_{k}.pt") for k in sizes}
 

@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from _common import installed_env
+
 SAFE_OPEN_LIST = """
 import sys
 from safetensors import safe_open
@@ -70,10 +72,7 @@ def median_time(fn: Callable[[], object], runs: int) -> float:
 
 
 def run(cmd: list[str]) -> Callable[[], object]:
-    # Byte-compiled modules are cached (as pip does at install time) in a prefix outside the source tree:
-    # with PYTHONDONTWRITEBYTECODE every run would recompile every module and measure the compiler.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(KERAS_BACKEND="torch", PYTHONPYCACHEPREFIX=os.path.join(tempfile.gettempdir(), "ckptdoctor-bench-pyc"))
+    env = installed_env()
 
     def go() -> object:
         return subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
