@@ -52,10 +52,11 @@ class LazyGroup(click.Group):
 def main() -> None:
     """Why did saving or loading my model warn, fail, or silently lose weights?
 
-    ckptdoctor reads PyTorch (.pt/.pth/.bin, zip and legacy), safetensors, Keras (.keras,
-    .weights.h5), legacy HDF5 (.h5) and Hugging Face folders WITHOUT running any code from them,
-    compares them with the code that builds your model, and tells you what the framework will do
-    and how to fix it.
+    ckptdoctor reads PyTorch (.pt/.pth/.bin, zip and legacy, TorchScript, distributed checkpoints),
+    safetensors, Keras (.keras, .weights.h5), legacy HDF5 (.h5), TensorFlow checkpoints and
+    SavedModels, GGUF and Hugging Face folders WITHOUT running any code from them, compares them
+    with the code that builds your model, and tells you what the framework will do and how to fix
+    it.
 
     \b
     Start here:
