@@ -49,9 +49,9 @@ def read(path: str, fmt: str = "hdf5") -> Snapshot:
                 return snap
             if layout in ("legacy-model", "legacy-weights"):
                 return read_legacy(f, path, opener, layout)
-        except (KeyError, ValueError, TypeError) as exc:
+            top = sorted(f.keys())[:6]
+        except (KeyError, ValueError, TypeError, RuntimeError, OSError) as exc:  # h5py on damaged structures
             raise InputError(F.CORRUPT_HEADER.code, f"the Keras HDF5 layout is damaged ({exc})", path) from None
-        top = sorted(f.keys())[:6]
     raise InputError(F.HDF5_NOT_KERAS.code,
                      "valid HDF5, but not a Keras model or weights file (no model_weights/layer_names, no "
                      f"layers/.../vars; top-level entries: {top})", path,
@@ -127,8 +127,11 @@ def _tensor(name: str, ds: Any, h5path: str, opener: Opener, attrs: dict[str, An
 
 def _loader(opener: Opener, h5path: str, dtype: str) -> Callable[[], Any]:
     def load() -> Any:
-        with opener() as f:
-            arr = f[h5path][()]
+        try:
+            with opener() as f:
+                arr = f[h5path][()]
+        except (KeyError, RuntimeError, OSError) as exc:  # h5py on a damaged dataset or group
+            raise InputError(F.CORRUPT_HEADER.code, f"cannot read dataset {h5path!r}: {exc}") from None
         if arr.dtype.kind == "V" and dtype in ITEMSIZE:
             from ckptdoctor.dtypes import to_numpy
 

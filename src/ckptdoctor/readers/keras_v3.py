@@ -56,7 +56,8 @@ def read(path: str, fmt: str = "keras-v3") -> Snapshot:
     try:
         with opener() as f:
             read_keras3_weights(f, snap.config, opener, snap)
-    except OSError as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        # h5py and the zip stream on a damaged member
         raise InputError(F.CORRUPT_HEADER.code, f"{WEIGHTS} inside the archive is not valid HDF5 ({exc})",
                          path, "save or download it again") from None
     return snap
