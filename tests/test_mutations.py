@@ -49,6 +49,17 @@ def _read_all(path: Path) -> str:
     return "ok"
 
 
+def _outcomes(tmp_path: Path, data: bytes, start: int, end: int, seed: int, suffix: str) -> list[str]:
+    """Write 300 single-byte mutants of data[start:end] and read each as the CLI would. Callers assert
+    that some were refused: the corruptions really reach the parser."""
+    outcomes = []
+    for n, mutant in enumerate(_mutants(data, start, end, 300, seed=seed)):
+        path = tmp_path / f"m{n}{suffix}"
+        path.write_bytes(mutant)
+        outcomes.append(_read_all(path))
+    return outcomes
+
+
 @pytest.mark.parametrize("region", ["data.pkl", "zip-directory"])
 def test_torch_zip_mutations(tmp_path: Path, region: str) -> None:
     src = tmp_path / "sd.pt"
@@ -60,24 +71,14 @@ def test_torch_zip_mutations(tmp_path: Path, region: str) -> None:
         pkl_end = pkl_start + info.compress_size
         cd_start = max(i.header_offset for i in zf.infolist())
     start, end = (pkl_start, pkl_end) if region == "data.pkl" else (cd_start, len(data))
-    outcomes = []
-    for n, mutant in enumerate(_mutants(data, start, end, 300, seed=len(region))):
-        path = tmp_path / f"m{n}.pt"
-        path.write_bytes(mutant)
-        outcomes.append(_read_all(path))
-    assert "refused" in outcomes  # the corruptions really reach the parser
+    assert "refused" in _outcomes(tmp_path, data, start, end, seed=len(region), suffix=".pt")
 
 
 def test_legacy_torch_mutations(tmp_path: Path) -> None:
     src = tmp_path / "legacy.pt"
     torch.save(_state_dict(), src, _use_new_zipfile_serialization=False)
     data = src.read_bytes()
-    outcomes = []
-    for n, mutant in enumerate(_mutants(data, 0, min(len(data), 1200), 300, seed=2)):
-        path = tmp_path / f"m{n}.pt"
-        path.write_bytes(mutant)
-        outcomes.append(_read_all(path))
-    assert "refused" in outcomes
+    assert "refused" in _outcomes(tmp_path, data, 0, min(len(data), 1200), seed=2, suffix=".pt")
 
 
 def test_safetensors_header_mutations(tmp_path: Path) -> None:
@@ -87,12 +88,7 @@ def test_safetensors_header_mutations(tmp_path: Path) -> None:
     save_file({k: v.clone().contiguous() for k, v in _state_dict().items()}, str(src))
     data = src.read_bytes()
     header_end = 8 + int.from_bytes(data[:8], "little")
-    outcomes = []
-    for n, mutant in enumerate(_mutants(data, 0, header_end, 300, seed=3)):
-        path = tmp_path / f"m{n}.safetensors"
-        path.write_bytes(mutant)
-        outcomes.append(_read_all(path))
-    assert "refused" in outcomes
+    assert "refused" in _outcomes(tmp_path, data, 0, header_end, seed=3, suffix=".safetensors")
 
 
 def test_gguf_header_mutations(tmp_path: Path) -> None:
@@ -110,9 +106,4 @@ def test_gguf_header_mutations(tmp_path: Path) -> None:
     writer.write_tensors_to_file()
     writer.close()
     data = src.read_bytes()
-    outcomes = []
-    for n, mutant in enumerate(_mutants(data, 0, min(len(data), 512), 300, seed=4)):
-        path = tmp_path / f"m{n}.gguf"
-        path.write_bytes(mutant)
-        outcomes.append(_read_all(path))
-    assert "refused" in outcomes
+    assert "refused" in _outcomes(tmp_path, data, 0, min(len(data), 512), seed=4, suffix=".gguf")
