@@ -116,3 +116,27 @@ def test_absurd_header_length_is_refused_before_reading(tmp_path: Path) -> None:
     got_code, peak_kb = proc.stdout.split()
     assert got_code == "F107"
     assert int(peak_kb) < 100_000  # KB
+
+
+def test_undecodable_strings_in_a_keras_file_still_give_valid_utf8_output(tmp_path: Path) -> None:
+    """A damaged byte inside an HDF5 string attribute (the model config) comes back from h5py as a lone
+    surrogate; the report must still be valid UTF-8 JSON and text, even with a strict stdout encoder."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+
+    src = tmp_path / "model.h5"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(src)
+    data = src.read_bytes()
+    at = data.index(b"GlorotUniform")
+    path = write(tmp_path / "damaged.h5", data[:at + 1] + b"\xc9" + data[at + 2:])
+    env = {**os.environ, "KERAS_BACKEND": "torch", "PYTHONIOENCODING": "utf-8:strict"}
+    for fmt in ("json", "text"):
+        proc = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(path), "--format", fmt],
+                              capture_output=True, timeout=120, env=env)
+        assert proc.returncode in (0, 1), proc.stderr.decode("utf-8", "replace")
+        out = proc.stdout.decode("utf-8")  # strict: raises on invalid UTF-8
+        if fmt == "json":
+            classes = {c["name"] for c in json.loads(out)["files"][0]["classes"]}
+            assert "G\ufffdorotUniform" in classes, classes
+        else:
+            assert "dense" in out

@@ -162,6 +162,8 @@ def safetensors_refuses(path: Path) -> bool:
     ("overlap", {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
                  "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, b"\0" * 12, None, "F107"),
     ("truncated-data", {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 8, None, "F103"),
+    ("lone-surrogate", b'{"a\\udc80": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', b"\0" * 4, None,
+     "F107"),
     ("metadata-not-object", {"__metadata__": "x", "a": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}},
      b"\0", None, "F107"),
 ])
@@ -201,3 +203,11 @@ def test_zero_size_and_scalar_tensors(tmp_path: Path) -> None:
     snap = read(path)
     assert snap.tensor("e").read().shape == (0, 5)
     assert snap.tensor("s").read().shape == () and float(snap.tensor("s").read()) == 2.0
+
+
+def test_surrogate_pair_names_read_as_safetensors_reads_them(tmp_path: Path) -> None:
+    path = write_raw(tmp_path / "emoji.safetensors",
+                     b'{"a\\ud83d\\ude00": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1]}}', b"\1")
+    with safe_open(str(path), framework="np") as f:
+        expected = list(f.keys())
+    assert [t.name for t in read(path).tensors] == expected == ["a\U0001F600"]

@@ -18,7 +18,7 @@ import tempfile
 
 import click
 
-from ckptdoctor.commands.common import EXIT_FINDINGS, fail_on_option, format_option, handle_errors
+from ckptdoctor.commands.common import EXIT_FINDINGS, fail_on_option, format_option, handle_errors, json_text
 from ckptdoctor.errors import UsageError
 
 # options of the python executable that take a value (``-W error``, ``-X dev``)
@@ -84,7 +84,7 @@ def run_command(command: tuple[str, ...], fmt: str, report_file: str | None, fai
     from ckptdoctor.watching import WatchReport
 
     report = WatchReport.from_json(data)
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n" if fmt == "json" else report.render()
+    text = json_text(data) + "\n" if fmt == "json" else report.render()
     if report_file:
         _write_atomic(report_file, text)
     else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from functools import partial
 from typing import Any
@@ -66,7 +67,25 @@ def read_header(path: str, size: int) -> tuple[dict[str, Any], int]:
                          "download or save the file again") from None
     if not isinstance(header, dict):
         raise InputError(F.CORRUPT_HEADER.code, "the safetensors header is not a JSON object", path)
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(header):
+        # Python's json accepts "\udc80"; safetensors' serde_json refuses the whole file
+        raise InputError(F.CORRUPT_HEADER.code, "the safetensors header is not valid JSON (a lone surrogate "
+                         "escape such as \\udc80; safetensors refuses the file)", path,
+                         "download or save the file again")
     return header, 8 + n
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\ud800" <= c <= "\udfff" for c in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def parse_header(header: dict[str, Any], path: str, data_start: int, size: int
