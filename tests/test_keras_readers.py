@@ -313,3 +313,29 @@ def test_truncated_hdf5(tmp_path: Path, saved: dict[str, Any]) -> None:
     with pytest.raises(InputError) as info:
         read(bad)
     assert info.value.code == "F103"
+
+
+def test_damaged_entry_name_is_reported_as_keras_loading_misses_it(tmp_path: Path, saved: dict[str, Any]) -> None:
+    """One damaged byte in a group name makes h5py return that name as bytes: the reader reports the entry
+    (F107) instead of failing, and Keras indeed cannot find the variables under it."""
+    data = saved["weights"].read_bytes()
+    with h5py.File(saved["weights"], "r") as f:
+        assert isinstance(f["layers/embedding/vars"], h5py.Group)
+    # the embedding's "vars" link name sits in the local heap of /layers/embedding; damage each candidate
+    # until h5py shows the damaged name there
+    for at in (i for i in range(len(data) - 5) if data[i:i + 5] == b"vars\0"):
+        path = tmp_path / "damaged.weights.h5"
+        path.write_bytes(data[:at + 2] + b"\xaf" + data[at + 3:])
+        with h5py.File(path, "r") as f:
+            if b"va\xafs" in list(f["layers/embedding"]):
+                break
+    else:
+        pytest.fail("no 'vars' name of layers/embedding found in the file")
+    snap = read(path)
+    damaged = [d for d in snap.diagnostics if d.code == "F107"]
+    assert [d.subject for d in damaged] == ["layers/embedding/va\ufffds"]
+    assert damaged[0].severity.name == "ERROR"
+    assert not any(t.name.startswith("layers/embedding") for t in snap.tensors)
+    model = chatbot()
+    with pytest.raises(ValueError, match="expected 1 variables, but received 0"):
+        model.load_weights(path)

@@ -107,3 +107,25 @@ def test_gguf_header_mutations(tmp_path: Path) -> None:
     writer.close()
     data = src.read_bytes()
     assert "refused" in _outcomes(tmp_path, data, 0, min(len(data), 512), seed=4, suffix=".gguf")
+
+
+@pytest.mark.parametrize("suffix", [".weights.h5", ".h5", ".keras"])
+def test_keras_hdf5_mutations(tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libhdf5 segfaults or loops forever on some of these mutants (hdf5_guard rehearses the read in a
+    child first): each must still end as 'ok' or one F107 line, and this test process must survive."""
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    monkeypatch.setenv("CKPTDOCTOR_HDF5_TIMEOUT", "3")
+    import keras
+
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Embedding(20, 4), keras.layers.LSTM(3),
+                              keras.layers.Dense(2)])
+    src = tmp_path / f"src{suffix}"
+    if suffix == ".weights.h5":
+        model.save_weights(src)
+    else:
+        model.save(src)
+    data = src.read_bytes()
+    # the metadata (superblock, object headers, heaps, B-trees) sits in the first few KiB of an HDF5 file
+    end = len(data) if suffix == ".keras" else min(len(data), 6144)
+    outcomes = _outcomes(tmp_path, data, 0, end, seed=5 + len(suffix), suffix=suffix)
+    assert "refused" in outcomes and "ok" in outcomes

@@ -17,18 +17,21 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from ckptdoctor.diagnostics import Severity
 from ckptdoctor.dtypes import ITEMSIZE, from_numpy
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import keras_config as kc
+from ckptdoctor.readers.hdf5_guard import rehearsed
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import Snapshot, TensorInfo, numel
 
 Opener = Callable[[], contextlib.AbstractContextManager[Any]]  # -> an open h5py.File
 
 
+@rehearsed()
 def read(path: str, fmt: str = "hdf5") -> Snapshot:
     import h5py
 
@@ -122,23 +125,43 @@ def _tensor(name: str, ds: Any, h5path: str, opener: Opener, attrs: dict[str, An
     shape = tuple(int(d) for d in ds.shape)
     nbytes = numel(shape) * ITEMSIZE.get(dtype, ds.dtype.itemsize)
     return TensorInfo(name=name, shape=shape, dtype=dtype, nbytes=nbytes, attrs=attrs,
-                      loader=_loader(opener, h5path, dtype))
+                      loader=_Loader(opener, h5path, dtype))
 
 
-def _loader(opener: Opener, h5path: str, dtype: str) -> Callable[[], Any]:
-    def load() -> Any:
-        try:
-            with opener() as f:
-                arr = f[h5path][()]
-        except (KeyError, RuntimeError, OSError) as exc:  # h5py on a damaged dataset or group
-            raise InputError(F.CORRUPT_HEADER.code, f"cannot read dataset {h5path!r}: {exc}") from None
-        if arr.dtype.kind == "V" and dtype in ITEMSIZE:
+class _Loader:
+    """Reads one dataset's values on request (the TensorInfo loader of every HDF5 tensor)."""
+
+    def __init__(self, opener: Opener, h5path: str, dtype: str) -> None:
+        self.opener = opener
+        self.h5path = h5path
+        self.dtype = dtype
+
+    def __call__(self) -> Any:
+        with self._dataset_errors(), self.opener() as f:
+            arr = f[self.h5path][()]
+        if arr.dtype.kind == "V" and self.dtype in ITEMSIZE:
             from ckptdoctor.dtypes import to_numpy
 
-            arr = arr.view(to_numpy(dtype))
+            arr = arr.view(to_numpy(self.dtype))
         return arr
 
-    return load
+    def touch(self) -> None:
+        """Reach the dataset's storage without reading it all: its first element, and every entry of a
+        chunk index (what a damaged file can crash on; see hdf5_guard)."""
+        with self._dataset_errors(), self.opener() as f:
+            ds = f[self.h5path]
+            if ds.size:
+                ds[(0,) * ds.ndim]
+            if ds.chunks is not None:
+                for i in range(ds.id.get_num_chunks()):
+                    ds.id.get_chunk_info(i)
+
+    @contextlib.contextmanager
+    def _dataset_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (KeyError, RuntimeError, OSError) as exc:  # h5py on a damaged dataset or group
+            raise InputError(F.CORRUPT_HEADER.code, f"cannot read dataset {self.h5path!r}: {exc}") from None
 
 
 def _natural(key: str) -> tuple[int, Any]:
@@ -175,7 +198,7 @@ class _Keras3Walker:
         vars_g = group.get("vars")
         if isinstance(vars_g, h5py.Group):
             self._variables(vars_g, _join(h5path, "vars"), cls, cfg, human, top, role)
-        keys = [k for k in group if k != "vars"]
+        keys = [k for k in self._names(group, h5path) if k != "vars"]
         for key in sorted(keys, key=_natural):
             child = group.get(key)
             if not isinstance(child, h5py.Group):
@@ -192,6 +215,28 @@ class _Keras3Walker:
                     sub = {"class_name": guess, "config": {}} if guess else None
                 self.visit(child, path, sub, [*human, _vars_name(child) or key], top, role)
 
+    def _names(self, group: Any, h5path: str) -> list[str]:
+        """The group's entry names. h5py returns a name that is not UTF-8 as bytes: no Keras version
+        writes or looks one up, so it is a damaged entry, reported and skipped."""
+        names = []
+        for key in group:
+            if isinstance(key, str):
+                names.append(key)
+                continue
+            import h5py
+
+            shown = _join(h5path, key.decode("utf-8", "replace"))
+            entry = group.get(key)
+            empty = isinstance(entry, h5py.Group) and len(entry) == 0
+            self.snap.diagnostics.append(F.CORRUPT_HEADER.diag(
+                f"HDF5 entry {shown!r} has a damaged name (not UTF-8)"
+                + (": an empty group, nothing lost" if empty else ": skipped, with everything under it"),
+                subject=shown, severity=Severity.WARNING if empty else None,
+                framework_behavior="Keras looks entries up by their UTF-8 names and never finds this one"
+                + ("" if empty else ": the variables under it are missing when loading"),
+                fix="save or download the file again"))
+        return names
+
     def _container(self, group: Any, h5path: str, node: dict[str, Any] | None, human: list[str],
                    top: str | None, role: str) -> None:
         configs = (kc.model_layers(node) if isinstance(node, dict) else None) or []
@@ -199,7 +244,7 @@ class _Keras3Walker:
         by_key = _keys_by_position(node, configs)
         order = {kc.layer_name(c): i for i, c in enumerate(configs)}
         items = []
-        for key in group:
+        for key in self._names(group, h5path):
             child = group.get(key)
             name = _vars_name(child) or key
             child_node = by_name.get(name) or by_key.get(key)
@@ -221,7 +266,8 @@ class _Keras3Walker:
                    human: list[str], top: str | None, role: str) -> None:
         import h5py
 
-        keys = sorted((k for k in vars_g if isinstance(vars_g.get(k), h5py.Dataset)), key=_natural)
+        keys = sorted((k for k in self._names(vars_g, h5path) if isinstance(vars_g.get(k), h5py.Dataset)),
+                      key=_natural)
         names = kc.variable_names(cls, cfg, len(keys)) if role != "optimizer" else None
         for i, key in enumerate(keys):
             ds = vars_g[key]

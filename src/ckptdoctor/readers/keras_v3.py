@@ -18,15 +18,18 @@ from typing import Any
 
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import keras_config as kc
+from ckptdoctor.readers.hdf5_guard import rehearsed
 from ckptdoctor.readers.keras_h5 import read_keras3_weights
 from ckptdoctor.readers.zip_index import BadZip, local_payload_offset
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import Snapshot
 
 WEIGHTS = "model.weights.h5"
+CRC_CHECK_BYTES = 64 << 20  # verified on every read up to this size (~30 ms); larger, only on failure
 MAX_JSON = 256 << 20  # a config larger than this is not a Keras config; never read it into memory
 
 
+@rehearsed(diagnose=lambda path: weights_crc_error(path))
 def read(path: str, fmt: str = "keras-v3") -> Snapshot:
     try:
         zf = zipfile.ZipFile(path)
@@ -60,9 +63,30 @@ def read(path: str, fmt: str = "keras-v3") -> Snapshot:
         # h5py and the zip stream on a damaged member
         raise InputError(F.CORRUPT_HEADER.code, f"{WEIGHTS} inside the archive is not valid HDF5 ({exc})",
                          path, "save or download it again") from None
+    if info.file_size <= CRC_CHECK_BYTES:
+        damaged = weights_crc_error(path)
+        if damaged is not None:
+            raise damaged
     return snap
 
 
+def weights_crc_error(path: str) -> InputError | None:
+    """Bytes of the weights changed after saving: the zip's CRC-32 shows it, and Keras refuses the file.
+    Checking means reading every weight byte, so ``read`` does it for small archives, and for any size
+    only when h5py could not read the weights."""
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(WEIGHTS) as member:
+            while member.read(1 << 22):
+                pass
+    except zipfile.BadZipFile as exc:
+        return InputError(F.CORRUPT_HEADER.code, f"{WEIGHTS} inside the archive fails its CRC-32 check: its "
+                          f"bytes changed after saving (keras.models.load_model raises `BadZipFile: {exc}`)",
+                          path, "save or download the file again")
+    except (OSError, EOFError, KeyError):
+        return None
+    return None
+
+@rehearsed()
 def read_dir(path: str) -> Snapshot:
     """An unzipped .keras: the same files in a folder."""
     import h5py

@@ -1,0 +1,136 @@
+"""Read HDF5 files first in a throw-away child process, because libhdf5 can crash or loop on damaged ones.
+
+A single flipped byte in an HDF5 object header, heap or B-tree can make libhdf5 dereference a wild
+pointer (SIGSEGV) or follow a cycle forever, inside one C call: no Python exception, signal handler or
+thread can stop it, and ``h5py.File`` / Keras' ``load_weights`` die or hang the same way. So a reader
+decorated with ``@rehearsed`` runs twice: first in a forked child that does exactly the same reading
+(same code, same file, so a clean exit there means the parent's identical calls finish too) and also
+touches every dataset's storage; then, only if the child exited normally in time, in this process.
+A crash or a timeout becomes one F107 line instead of a dead or stuck process.
+
+The rehearsal costs one fork plus one more metadata walk (milliseconds for model files). It needs
+``os.fork``: on platforms without it the reader runs unguarded. ``CKPTDOCTOR_HDF5_TIMEOUT`` sets the
+time the child may take (seconds, default 30); ``0`` turns the rehearsal off.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import select
+import signal
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ckptdoctor.errors import InputError
+from ckptdoctor.rules import file_format as F
+
+R = TypeVar("R")
+
+DEFAULT_TIMEOUT = 30.0
+_inside_rehearsal = False
+
+
+def timeout_seconds() -> float:
+    try:
+        return max(0.0, float(os.environ.get("CKPTDOCTOR_HDF5_TIMEOUT", DEFAULT_TIMEOUT)))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+
+
+def rehearsed(diagnose: Callable[[str], InputError | None] | None = None
+              ) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Decorate ``reader(path, ...) -> Snapshot``: rehearse it in a child, then run it here. When the
+    child crashes or hangs, ``diagnose(path)`` may name a more precise cause than "damaged HDF5"."""
+
+    def decorate(reader: Callable[..., R]) -> Callable[..., R]:
+        @functools.wraps(reader)
+        def wrapper(path: str, *args: Any, **kwargs: Any) -> R:
+            limit = timeout_seconds()
+            if limit > 0 and hasattr(os, "fork") and not _inside_rehearsal:
+                try:
+                    rehearse(lambda: touch_storage(reader(path, *args, **kwargs)), path, limit)
+                except InputError:
+                    better = diagnose(path) if diagnose is not None else None
+                    if better is not None:
+                        raise better from None
+                    raise
+            return reader(path, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def touch_storage(snapshot: Any) -> None:
+    """Open every tensor's dataset and read its first element, walking any chunk index: the parts of
+    a dataset that metadata reading does not visit but reading values later will."""
+    for tensor in snapshot.tensors:
+        touch = getattr(tensor.loader, "touch", None)
+        if touch is not None:
+            touch()
+
+
+def rehearse(work: Callable[[], object], path: str, limit: float) -> None:
+    """Run ``work`` in a forked child. Return when it exits normally (whatever it raised: the parent
+    runs the same work and reports that itself); raise F107 when it crashes or outlives ``limit``."""
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():  # Python 3.12+ warns about fork() with threads; the child only reads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; coverage cannot follow it
+        _child(work, write_end)
+    os.close(write_end)
+    try:
+        status = _wait(pid, read_end, limit)
+    finally:
+        os.close(read_end)
+    if status is None:
+        raise InputError(F.CORRUPT_HEADER.code, f"libhdf5 did not finish reading the file's HDF5 metadata in "
+                         f"{limit:g} s (a damaged B-tree or heap that loops): h5py hangs on it too, and Keras "
+                         "may hang or load damaged values", path, "save or download the file again; "
+                         "CKPTDOCTOR_HDF5_TIMEOUT=<seconds> allows more time for a huge, healthy file")
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        raise InputError(F.CORRUPT_HEADER.code, f"libhdf5 crashed ({name}) reading the file's HDF5 metadata: it "
+                         "is damaged; h5py crashes on it too, and Keras may crash or load damaged values", path,
+                         "save or download the file again")
+
+
+def _child(work: Callable[[], object], write_end: int) -> None:  # pragma: no cover - runs in the child
+    global _inside_rehearsal
+    _inside_rehearsal = True
+    try:
+        import faulthandler
+
+        faulthandler.disable()  # a crash here is the expected outcome, not worth a dump on stderr
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        warnings.simplefilter("ignore")
+        work()
+    except BaseException:
+        pass
+    finally:
+        try:
+            os.write(write_end, b"done")
+        finally:
+            os._exit(0)
+
+
+def _wait(pid: int, read_end: int, limit: float) -> int | None:
+    """The child's wait status, or None after killing it at the deadline. The pipe becomes readable
+    when the child finishes or dies (its end closes), so no polling is needed."""
+    deadline = time.monotonic() + limit
+    while True:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([read_end], [], [], max(0.0, left))
+        if ready:
+            os.read(read_end, 16)
+            return os.waitpid(pid, 0)[1]
+        if left <= 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
