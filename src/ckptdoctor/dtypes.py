@@ -6,7 +6,10 @@ numpy and ml_dtypes are imported only when values are read.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
+
 
 # name -> itemsize in bytes
 ITEMSIZE: dict[str, int] = {

@@ -9,7 +9,6 @@ and huge structures are bounded: the walk visits at most ``budget`` nodes and ``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from ckptdoctor.dtypes import ITEMSIZE
 from ckptdoctor.readers.pickle_vm import (
@@ -27,7 +26,10 @@ from ckptdoctor.readers.pickle_vm import (
 )
 from ckptdoctor.snapshot import ClassRef, GlobalRef, TensorInfo, numel
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     import numpy as np
 
 MAX_DEPTH = 64

@@ -19,10 +19,13 @@ import mmap
 import struct
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 from ckptdoctor.dtypes import TORCH_STORAGE_DTYPES
 from ckptdoctor.snapshot import GlobalRef
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # bytes/bytearray payloads longer than this are kept as RawBytes (offset, length) instead of copies
 RAW_THRESHOLD = 64 * 1024

@@ -12,12 +12,15 @@ import os
 import re
 import struct
 from functools import partial
-from typing import Any
 
 from ckptdoctor.dtypes import ITEMSIZE, SAFETENSORS_DTYPES
 from ckptdoctor.errors import InputError
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import Snapshot, TensorInfo
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 # safetensors itself refuses headers above 100 MB (MAX_HEADER_SIZE); so do we, before reading them.
 MAX_HEADER_SIZE = 100_000_000

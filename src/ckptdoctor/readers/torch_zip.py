@@ -9,7 +9,6 @@ Layout: ``<archive>/data.pkl`` (the object, tensors as persistent ids naming sto
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
 
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import pickle_vm
@@ -18,7 +17,10 @@ from ckptdoctor.readers.zip_index import STORED, BadZip, ZipEntry, ZipIndex, rea
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import GlobalRef, Snapshot, TensorInfo
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     import numpy as np
 
 MAX_PICKLE_BYTES = 1 << 31  # a data.pkl larger than this is not a checkpoint we should hold in memory

@@ -17,7 +17,11 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from typing import BinaryIO, NamedTuple
+from collections import namedtuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 _EOCD = struct.Struct("<4s4H2LH")  # end of central directory record (22 bytes + comment)
 _EOCD64_LOCATOR = struct.Struct("<4sLQL")  # zip64 end of central directory locator (20 bytes)
@@ -32,13 +36,11 @@ class BadZip(Exception):
     """The archive's directory is missing, truncated or inconsistent."""
 
 
-class ZipEntry(NamedTuple):
-    filename: str
-    header_offset: int  # absolute position of the local header in the file
-    compress_size: int
-    file_size: int
-    compress_type: int
-    crc: int
+class ZipEntry(namedtuple("ZipEntry", "filename header_offset compress_size file_size compress_type crc")):
+    """One member. ``header_offset`` is the absolute position of its local header in the file. (A
+    collections.namedtuple: typing.NamedTuple would import typing at start-up.)"""
+
+    __slots__ = ()
 
 
 class ZipIndex:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Any
 
 from ckptdoctor.report.json_report import envelope
 from ckptdoctor.report.text import console, human_bytes, render_diagnostics
 from ckptdoctor.snapshot import Snapshot, TensorInfo
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def inspect_json(path: str, snaps: list[Snapshot], stats: dict[tuple[str, str], Any]) -> dict[str, Any]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from ckptdoctor._version import __version__
 from ckptdoctor.diagnostics import Diagnostic, Severity, sort_key
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def tool_info() -> dict[str, str]:

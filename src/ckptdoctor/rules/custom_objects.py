@@ -16,12 +16,14 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from ckptdoctor.diagnostics import Diagnostic, Severity
 from ckptdoctor.rules.registry import Rule, snapshot_check
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from ckptdoctor.snapshot import ClassRef, Snapshot
 
 KERAS_CUSTOM_CLASS = Rule("C101", "keras-custom-class-not-loadable", Severity.ERROR,

@@ -8,12 +8,11 @@ this module only declares the rules and runs the pure file checks.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ckptdoctor.diagnostics import Diagnostic, Fix, Severity
 from ckptdoctor.dtypes import FLOATING, INTEGER, ITEMSIZE
 from ckptdoctor.rules.registry import Rule, model_check, snapshot_check
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
 if TYPE_CHECKING:
     from ckptdoctor.snapshot import Snapshot
     from ckptdoctor.spec import ModelSpec

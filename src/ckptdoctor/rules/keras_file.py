@@ -5,12 +5,13 @@ The model-side counterpart (choosing `.h5` when saving) is C106 keras-legacy-h5,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ckptdoctor.diagnostics import Diagnostic, Severity
 from ckptdoctor.rules.registry import Rule, snapshot_check
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from ckptdoctor.snapshot import Snapshot
 
 LEGACY_HDF5 = Rule("F201", "legacy-hdf5-format", Severity.INFO,

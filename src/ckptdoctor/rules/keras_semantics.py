@@ -9,12 +9,13 @@ Found from the file alone (the config tree), no model needed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from ckptdoctor.diagnostics import Diagnostic, Severity
 from ckptdoctor.rules.registry import Rule, snapshot_check
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from ckptdoctor.snapshot import Snapshot
 
 KERAS2_HARD_SIGMOID = Rule("F204", "keras2-hard-sigmoid", Severity.WARNING,

@@ -7,15 +7,15 @@ example, the fix), which ``ckptdoctor explain CODE`` prints. Codes never change 
 from __future__ import annotations
 
 import importlib
-import pkgutil
-import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from ckptdoctor.diagnostics import Diagnostic, Fix, Severity
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
 if TYPE_CHECKING:
+    from typing import Any
+
     from ckptdoctor.snapshot import Snapshot
     from ckptdoctor.spec import ModelSpec
 
@@ -77,17 +77,24 @@ class Rule:
 
     def documentation(self) -> str:
         head = f"{self.code} {self.name} ({self.severity}, {FAMILIES.get(self.code[0], '?')})"
+        import textwrap
+
         body = textwrap.dedent(self.doc).strip()
         return f"{head}\n\n{self.summary}\n\n{body}\n" if body else f"{head}\n\n{self.summary}\n"
 
 
-def load_rules() -> None:
-    """Import every module of ``ckptdoctor.rules``: all A/C/D/S/F rules and their checks are declared."""
-    import ckptdoctor.rules as pkg
+# The modules of ckptdoctor.rules that declare rules, named here rather than found by a directory scan
+# (pkgutil alone costs start-up time); tests/test_registry.py keeps both lists complete.
+RULE_MODULES = ("architecture", "custom_objects", "dcp_files", "diff_rules", "dtypes", "file_format", "fix_rules",
+                "keras_file", "keras_semantics", "security", "shards", "storage", "tf_files")
+SNAPSHOT_CHECK_MODULES = ("custom_objects", "dtypes", "keras_file", "keras_semantics", "security", "storage",
+                          "tf_files")  # the ones with @snapshot_check: all that ``inspect`` imports
 
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.name != "registry":
-            importlib.import_module(f"ckptdoctor.rules.{info.name}")
+
+def load_rules(modules: tuple[str, ...] = RULE_MODULES) -> None:
+    """Import the rule modules: all A/C/D/S/F rules and their checks are declared."""
+    for name in modules:
+        importlib.import_module(f"ckptdoctor.rules.{name}")
 
 
 def load_all() -> dict[str, Rule]:
@@ -119,7 +126,7 @@ def snapshot_check(func: SnapshotCheck) -> SnapshotCheck:
 
 
 def run_snapshot_checks(snapshot: Snapshot) -> list[Diagnostic]:
-    load_rules()
+    load_rules(SNAPSHOT_CHECK_MODULES)
     found: list[Diagnostic] = []
     for check in _SNAPSHOT_CHECKS:
         found.extend(check(snapshot))

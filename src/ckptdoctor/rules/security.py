@@ -7,11 +7,13 @@ REDUCE/NEWOBJ use it, called. Readers record these globals (``Snapshot.globals``
 
 from __future__ import annotations
 
-from typing import Any
-
 from ckptdoctor.diagnostics import Diagnostic, Severity
 from ckptdoctor.rules.registry import Rule, snapshot_check
 from ckptdoctor.snapshot import GlobalRef, Snapshot
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
+if TYPE_CHECKING:
+    from typing import Any
 
 CODE_EXECUTION = Rule("S101", "code-execution-global", Severity.ERROR,
                       "The pickle would run a function that executes code, starts processes or touches files.", """

@@ -7,11 +7,10 @@ TensorFlow 2.21 / tf_keras 2.21 and Keras 3.15 (``tests/data/tf/expected.json`` 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ckptdoctor.diagnostics import Diagnostic, Severity
 from ckptdoctor.rules.registry import Rule, snapshot_check
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
 if TYPE_CHECKING:
     from ckptdoctor.snapshot import Snapshot
 
