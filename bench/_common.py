@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import tempfile
 
 
@@ -16,6 +17,13 @@ def installed_env(pycache: str | None = None) -> dict[str, str]:
     env.update(KERAS_BACKEND="torch",
                PYTHONPYCACHEPREFIX=pycache or os.path.join(tempfile.gettempdir(), "ckptdoctor-bench-pyc"))
     return env
+
+
+def ckptdoctor_command() -> list[str]:
+    """How a user runs ckptdoctor: the console script installed beside this interpreter (what
+    ``pip install`` puts on PATH), or ``python -m ckptdoctor`` when there is none."""
+    script = os.path.join(os.path.dirname(sys.executable), "ckptdoctor")
+    return [script] if os.access(script, os.X_OK) else [sys.executable, "-m", "ckptdoctor"]
 
 
 _WALL = re.compile(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)")

@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from _common import installed_env
+from _common import ckptdoctor_command, installed_env
 
 TORCH_LIST = ("import sys, torch; sd = torch.load(sys.argv[1], mmap=True, weights_only=True); "
               "print(len([(k, tuple(v.shape)) for k, v in sd.items()]))")
@@ -84,7 +84,7 @@ def main() -> None:
         for k, numel in sizes.items():
             make(paths[k], args.count, numel)
             print(f"{k}: {os.path.getsize(paths[k]) / 2**20:,.0f} MiB, {args.count} tensors")
-        cli = [sys.executable, "-m", "ckptdoctor.cli", "inspect", "--format", "json"]
+        cli = [*ckptdoctor_command(), "inspect", "--format", "json"]
         results: dict[str, dict[str, list[float]]] = {}
         for k, path in paths.items():
             ours_proc, torch_proc = interleaved(lambda p=path: run([*cli, p]),

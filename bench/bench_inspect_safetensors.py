@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import installed_env
+from _common import ckptdoctor_command, installed_env
 
 SAFE_OPEN_LIST = """
 import sys
@@ -97,7 +97,7 @@ def main() -> None:
         print(f"file: {path} {size / 2**20:.0f} MiB, {args.tensors} tensors, median of {args.runs} runs")
         py = sys.executable
         commands = {
-            "ckptdoctor inspect --format json": [py, "-m", "ckptdoctor", "inspect", str(path), "--format", "json"],
+            "ckptdoctor inspect --format json": [*ckptdoctor_command(), "inspect", str(path), "--format", "json"],
             "safe_open keys + shapes": [py, "-c", SAFE_OPEN_LIST, str(path)],
             "bare header read (python)": [py, "-c", BARE_HEADER, str(path)],
         }
