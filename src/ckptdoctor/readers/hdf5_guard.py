@@ -66,11 +66,16 @@ def rehearsed(diagnose: Callable[[str], InputError | None] | None = None
 
 def touch_storage(snapshot: Any) -> None:
     """Open every tensor's dataset and read its first element, walking any chunk index: the parts of
-    a dataset that metadata reading does not visit but reading values later will."""
+    a dataset that metadata reading does not visit but reading values later will. The file is opened
+    once per opener (one per file; opening costs more than touching)."""
+    by_opener: dict[int, list[Any]] = {}
     for tensor in snapshot.tensors:
-        touch = getattr(tensor.loader, "touch", None)
-        if touch is not None:
-            touch()
+        if callable(getattr(tensor.loader, "touch", None)):
+            by_opener.setdefault(id(tensor.loader.opener), []).append(tensor.loader)
+    for loaders in by_opener.values():
+        with loaders[0].opener() as f:
+            for loader in loaders:
+                loader.touch(f)
 
 
 def rehearse(work: Callable[[], object], path: str, limit: float) -> None:

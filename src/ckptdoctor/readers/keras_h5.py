@@ -145,10 +145,10 @@ class _Loader:
             arr = arr.view(to_numpy(self.dtype))
         return arr
 
-    def touch(self) -> None:
-        """Reach the dataset's storage without reading it all: its first element, and every entry of a
-        chunk index (what a damaged file can crash on; see hdf5_guard)."""
-        with self._dataset_errors(), self.opener() as f:
+    def touch(self, f: Any) -> None:
+        """Reach the dataset's storage in the open file ``f`` (from ``opener``) without reading it all:
+        its first element, and every entry of a chunk index (what a damaged file can crash on)."""
+        with self._dataset_errors():
             ds = f[self.h5path]
             if ds.size:
                 ds[(0,) * ds.ndim]
