@@ -6,9 +6,8 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
-from ckptdoctor.cli import main
+from cli_helpers import invoke
 
 pytest.importorskip("torch")
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples", "article")
@@ -28,7 +27,7 @@ def article(tmp_path_factory):
 
 
 def run(*args: str):
-    return CliRunner().invoke(main, ["check", *args], catch_exceptions=False)
+    return invoke(["check", *args], catch_exceptions=False)
 
 
 def test_article_example2_text(article):

@@ -14,13 +14,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 st = pytest.importorskip("safetensors.torch")
-from click.testing import CliRunner  # noqa: E402
+from cli_helpers import invoke  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 import ckd_hf_models as H  # noqa: E402
 from ckd_torch_load import assert_state_dict_predictions  # noqa: E402
 from ckptdoctor.checking import check  # noqa: E402
-from ckptdoctor.cli import main  # noqa: E402
 from ckptdoctor.diagnostics import Severity  # noqa: E402
 
 
@@ -242,12 +241,11 @@ def test_pytorch_model_bin_folder_keeps_both_tied_names(folders) -> None:
 
 def test_cli_checks_a_folder(folders) -> None:
     target = os.path.join(os.path.dirname(__file__), "ckd_hf_models.py")
-    res = CliRunner().invoke(main, ["check", folders["sharded"], "--model", f"{target}:TinyLlamaForCausalLM",
-                                    "--format", "json"], catch_exceptions=False)
+    res = invoke(["check", folders["sharded"], "--model", f"{target}:TinyLlamaForCausalLM", "--format", "json"],
+                 catch_exceptions=False)
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert [d["code"] for d in data["diagnostics"]] == ["A101"]
     assert any("2 shards" in n for n in data["notes"])
-    res = CliRunner().invoke(main, ["check", folders["sharded"], "--model", f"{target}:untied_causal_lm"],
-                             catch_exceptions=False)
+    res = invoke(["check", folders["sharded"], "--model", f"{target}:untied_causal_lm"], catch_exceptions=False)
     assert res.exit_code == 1

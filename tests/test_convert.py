@@ -15,13 +15,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_model
 
-from ckptdoctor.cli import main
 from ckptdoctor.errors import InputError, UsageError
 from ckptdoctor.fixing.convert import H5_PATHS_KEY, KERAS_PATHS_KEY, convert
+from cli_helpers import invoke
 
 
 class Tied(torch.nn.Module):
@@ -250,18 +249,16 @@ def test_keras_to_safetensors(keras_files: dict[str, object], kind: str, tmp_pat
 
 def test_cli_convert_json_and_exit_codes(files: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "cli.safetensors"
-    runner = CliRunner()
-    result = runner.invoke(main, ["convert", str(files["train"]), "-o", str(out), "--key", "model",
-                                  "--format", "json"])
+    result = invoke(["convert", str(files["train"]), "-o", str(out), "--key", "model", "--format", "json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert doc["tool"]["name"] == "ckptdoctor" and doc["diagnostics"] == []
     assert doc["convert"]["aliases"] == {"out.weight": "emb.weight"}
     assert doc["convert"]["verified"] is True
     assert sorted(t["name"] for t in doc["convert"]["tensors"]) == sorted(load_file(out))
-    again = runner.invoke(main, ["convert", str(files["train"]), "-o", str(out), "--key", "model"])
+    again = invoke(["convert", str(files["train"]), "-o", str(out), "--key", "model"])
     assert again.exit_code == 2 and "--force" in again.output
-    bad = runner.invoke(main, ["convert", str(files["train"]), "-o", str(tmp_path / "y.safetensors")])
+    bad = invoke(["convert", str(files["train"]), "-o", str(tmp_path / "y.safetensors")])
     assert bad.exit_code == 2 and "D552" in bad.output and "Traceback" not in bad.output
-    text = runner.invoke(main, ["convert", str(files["zip"]), "-o", str(tmp_path / "z.safetensors")])
+    text = invoke(["convert", str(files["zip"]), "-o", str(tmp_path / "z.safetensors")])
     assert text.exit_code == 0 and "out.weight -> emb.weight" in text.output

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from safetensors.torch import save_file, save_model
 
 import ckptdoctor.fixing.diff as diff_module
-from ckptdoctor.cli import main
 from ckptdoctor.fixing.diff import diff
+from cli_helpers import invoke
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +176,10 @@ def test_training_checkpoint_part(tmp_path: Path) -> None:
 
 
 def test_cli_exit_codes_and_json(planted: dict[str, Path]) -> None:
-    runner = CliRunner()
-    same = runner.invoke(main, ["diff", str(planted["a"]), str(planted["a_st"])])
+    same = invoke(["diff", str(planted["a"]), str(planted["a_st"])])
     assert same.exit_code == 0, same.output
     assert "match" in same.output
-    differ = runner.invoke(main, ["diff", str(planted["a"]), str(planted["b"]), "--format", "json"])
+    differ = invoke(["diff", str(planted["a"]), str(planted["b"]), "--format", "json"])
     assert differ.exit_code == 1
     doc = json.loads(differ.output)
     assert doc["tool"]["name"] == "ckptdoctor"
@@ -191,7 +189,7 @@ def test_cli_exit_codes_and_json(planted: dict[str, Path]) -> None:
     tensors = {t["name"]: t for t in doc["diff"]["tensors"]}
     assert tensors["nudged.weight"]["status"] == "differs"
     assert math.isclose(tensors["nudged.weight"]["max_abs_diff"], 1e-3, rel_tol=1e-2)
-    text = runner.invoke(main, ["diff", str(planted["a"]), str(planted["b"]), "-v"])
+    text = invoke(["diff", str(planted["a"]), str(planted["b"]), "-v"])
     assert text.exit_code == 1 and "nan-inf-appeared" in text.output and "same.weight" in text.output
-    missing = runner.invoke(main, ["diff", str(planted["a"]), "/nonexistent.pt"])
+    missing = invoke(["diff", str(planted["a"]), "/nonexistent.pt"])
     assert missing.exit_code == 2 and "F101" in missing.output

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from click.testing import CliRunner
-
-from ckptdoctor.cli import main
+from cli_helpers import invoke
 
 LOGS = Path(__file__).parent / "data" / "logs"
 MISSING = ('RuntimeError: Error(s) in loading state_dict for Net:\n\tMissing key(s) in state_dict: "head.weight", '
@@ -15,7 +13,7 @@ MISSING = ('RuntimeError: Error(s) in loading state_dict for Net:\n\tMissing key
 
 
 def run(*args: str, stdin: str | None = None):
-    return CliRunner().invoke(main, ["explain", *args], input=stdin)
+    return invoke(["explain", *args], input=stdin)
 
 
 def test_explain_message_text() -> None:

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from ckptdoctor.errors import InputError
 from ckptdoctor.inspection import inspect
 from ckptdoctor.readers import protowire as pw
 from ckptdoctor.readers import read_path, tf_bundle, tf_savedmodel
 from ckptdoctor.snapshot import Snapshot
+from cli_helpers import invoke
 
 DATA = Path(__file__).parent / "data" / "tf"
 EXPECTED = json.loads((DATA / "expected.json").read_text())
@@ -240,9 +240,7 @@ def test_nothing_imports_tensorflow() -> None:
 
 # ------------------------------------------------------------------------------------------ bad input
 def _cli(*args: str):
-    from ckptdoctor.cli import main
-
-    return CliRunner().invoke(main, list(args))
+    return invoke(list(args))
 
 
 def _copy_checkpoint(tmp_path: Path) -> Path:

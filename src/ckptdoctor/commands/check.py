@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import sys
 
-import click
+from ckptdoctor.commands.common import (
+    add_fail_on_argument,
+    add_format_argument,
+    exit_code,
+    handle_errors,
+    write_json,
+)
 
-from ckptdoctor.commands.common import exit_code, fail_on_option, format_option, handle_errors, write_json
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
-@click.command("check")
-@click.argument("path", type=click.Path(path_type=str))
-@click.option("--model", "target", required=True, metavar="TARGET",
-              help="The model's code: 'package.module:callable' or 'path/to/file.py:callable' "
-                   "(a model class or a factory function).")
-@click.option("--model-args", default=None, metavar="JSON",
-              help='Arguments for TARGET: a JSON object (keywords) or array (positional), e.g. \'{"vocab_size": 1000}\'.')
-@click.option("--key", default=None, metavar="KEY",
-              help="For a training checkpoint, the entry that holds the state_dict (default: found automatically).")
-@format_option("text", "json", "sarif")
-@fail_on_option
-@click.option("-v", "--verbose", is_flag=True, help="Also list every tensor involved in each finding.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="PATH", help="The checkpoint file, or a Hugging Face style model folder.")
+    parser.add_argument("--model", dest="target", required=True, metavar="TARGET",
+                        help="The model's code: 'package.module:callable' or 'path/to/file.py:callable' "
+                             "(a model class or a factory function). (required)")
+    parser.add_argument("--model-args", default=None, metavar="JSON",
+                        help='Arguments for TARGET: a JSON object (keywords) or array (positional), e.g. '
+                             '\'{"vocab_size": 1000}\'.')
+    parser.add_argument("--key", default=None, metavar="KEY",
+                        help="For a training checkpoint, the entry that holds the state_dict (default: found "
+                             "automatically).")
+    add_format_argument(parser, "text", "json", "sarif")
+    add_fail_on_argument(parser)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="Also list every tensor involved in each finding.")
+
+
 @handle_errors
-def check_command(path: str, target: str, model_args: str | None, key: str | None, fmt: str, fail_on: str,
-                  verbose: bool) -> None:
+def run(args: argparse.Namespace) -> None:
     """Check a checkpoint FILE (or a Hugging Face style model folder) against the code that builds the model.
 
     Reports missing, unexpected and reshaped tensors, wrapper prefixes (module., _orig_mod.), renamed
@@ -31,7 +43,6 @@ def check_command(path: str, target: str, model_args: str | None, key: str | Non
     do with this file: error, warning, or a silent partial load. Nothing in FILE is executed; TARGET
     (your own code) is imported and called, torch models on the meta device (no weight memory).
 
-    \b
     Examples:
       ckptdoctor check chatbot.pth --model models.py:ChatbotModel --model-args '{"vocab_size": 1000}'
       ckptdoctor check v1.keras --model train.py:create_model_v2
@@ -42,18 +53,18 @@ def check_command(path: str, target: str, model_args: str | None, key: str | Non
     from ckptdoctor.checking.hf import read_for_check
     from ckptdoctor.frameworks import build_from_target
 
-    snap, read_notes = read_for_check(path)
-    model, notes = build_from_target(target, model_args, snap)
-    report = check(model, path, key=key, snapshot=snap)
+    snap, read_notes = read_for_check(args.path)
+    model, notes = build_from_target(args.target, args.model_args, snap)
+    report = check(model, args.path, key=args.key, snapshot=snap)
     report.notes[:0] = read_notes + notes
-    if fmt == "json":
+    if args.fmt == "json":
         write_json(report.to_json())
-    elif fmt == "sarif":
+    elif args.fmt == "sarif":
         from ckptdoctor.report.sarif import sarif_log
 
-        write_json(sarif_log(report.diagnostics, path))
+        write_json(sarif_log(report.diagnostics, args.path))
     else:
         from ckptdoctor.report.check_report import render_check
 
-        render_check(report, verbose=verbose)
-    sys.exit(exit_code(report.diagnostics, fail_on))
+        render_check(report, verbose=args.verbose)
+    sys.exit(exit_code(report.diagnostics, args.fail_on))

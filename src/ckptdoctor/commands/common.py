@@ -4,56 +4,72 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
 
-import click
-
-from ckptdoctor.diagnostics import Diagnostic, Severity
+from ckptdoctor.diagnostics import Severity
 from ckptdoctor.errors import InputError, UsageError
 
-F = TypeVar("F", bound=Callable[..., Any])
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Iterable
+    from typing import Any
+
+    from ckptdoctor.diagnostics import Diagnostic
+
+    Command = Callable[[argparse.Namespace], None]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 
+FAIL_ON_CHOICES = ("error", "warning", "info")
+FAIL_ON_DEFAULT = "error"
 
-def format_option(*choices: str) -> Callable[[F], F]:
+
+def add_format_argument(parser: argparse.ArgumentParser, *choices: str) -> None:
+    """``--format {text,json,...}`` (default text), stored as ``args.fmt``."""
     choices = choices or ("text", "json")
-    return click.option("--format", "fmt", type=click.Choice(list(choices)), default="text",
-                        show_default=True, help="Output format.")
+    parser.add_argument("--format", dest="fmt", choices=list(choices), default="text",
+                        help="Output format. (default: text)")
 
 
-fail_on_option = click.option(
-    "--fail-on", type=click.Choice(["error", "warning", "info"]), default="error", show_default=True,
-    help="Exit with status 1 when a finding at or above this severity is reported.",
-)
+def add_fail_on_argument(parser: argparse.ArgumentParser, default: str | None = FAIL_ON_DEFAULT) -> None:
+    """``--fail-on {error,warning,info}``, stored as ``args.fail_on``. ``default=None`` lets a command tell
+    whether the option was given; it then applies FAIL_ON_DEFAULT itself."""
+    parser.add_argument("--fail-on", dest="fail_on", choices=list(FAIL_ON_CHOICES), default=default,
+                        help="Exit with status 1 when a finding at or above this severity is reported. "
+                             f"(default: {FAIL_ON_DEFAULT})")
 
 
-def exit_code(diagnostics: Iterable[Diagnostic], fail_on: str = "error") -> int:
+def exit_code(diagnostics: Iterable[Diagnostic], fail_on: str = FAIL_ON_DEFAULT) -> int:
     threshold = Severity.parse(fail_on)
     return EXIT_FINDINGS if any(d.severity >= threshold for d in diagnostics) else EXIT_OK
 
 
-def handle_errors(func: F) -> F:
+def echo_err(message: str) -> None:
+    """One line on stderr."""
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()
+
+
+def handle_errors(func: Command) -> Command:
     """Bad input and usage errors become one line on stderr and exit status 2, never a traceback."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(args: argparse.Namespace) -> None:
         try:
-            return func(*args, **kwargs)
+            return func(args)
         except InputError as exc:
-            click.echo(exc.one_line(), err=True)
+            echo_err(exc.one_line())
             sys.exit(EXIT_USAGE)
         except UsageError as exc:
-            click.echo(f"error: {exc}", err=True)
+            echo_err(f"error: {exc}")
             sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            echo_err("interrupted")
             sys.exit(130)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def json_text(obj: Any, indent: int | None = 2) -> str:

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
 
-import click
+from ckptdoctor.commands.common import add_format_argument, handle_errors, write_json
 
-from ckptdoctor.commands.common import format_option, handle_errors, write_json
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+
     from ckptdoctor.fixing.convert import ConvertReport
 
 
-@click.command("convert")
-@click.argument("path", type=click.Path(path_type=str))
-@click.option("-o", "--output", "out", required=True, type=click.Path(path_type=str),
-              help="The .safetensors file to write (refused if it exists, unless --force).")
-@click.option("--key", default=None, metavar="KEY",
-              help="Convert only this part of a training checkpoint, e.g. `model` for "
-                   "{'model': ..., 'optimizer': ..., 'epoch': 3}; the `KEY.` prefix is removed from names.")
-@click.option("--force", is_flag=True, help="Overwrite OUT if it exists (never the input file).")
-@format_option("text", "json")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="PATH", help="The checkpoint to convert (torch, training checkpoint, Keras weights).")
+    parser.add_argument("-o", "--output", dest="out", required=True, metavar="PATH",
+                        help="The .safetensors file to write (refused if it exists, unless --force). (required)")
+    parser.add_argument("--key", default=None, metavar="KEY",
+                        help="Convert only this part of a training checkpoint, e.g. `model` for "
+                             "{'model': ..., 'optimizer': ..., 'epoch': 3}; the `KEY.` prefix is removed from "
+                             "names.")
+    parser.add_argument("--force", action="store_true", help="Overwrite OUT if it exists (never the input file).")
+    add_format_argument(parser, "text", "json")
+
+
 @handle_errors
-def convert_command(path: str, out: str, key: str | None, force: bool, fmt: str) -> None:
+def run(args: argparse.Namespace) -> None:
     """Convert a checkpoint to safetensors WITHOUT unpickling it.
 
     PATH is a PyTorch file (zip or legacy .pt/.pth/.bin), a training checkpoint (with --key), a Keras
@@ -38,7 +41,6 @@ def convert_command(path: str, out: str, key: str | None, force: bool, fmt: str)
     OUT is written to a temporary file in its folder, fsynced, read back and compared with the
     source, and only then renamed: an interrupted run never leaves a partial OUT.
 
-    \b
     Examples:
       ckptdoctor convert pytorch_model.bin -o model.safetensors
       ckptdoctor convert checkpoint_epoch3.pt --key model -o model.safetensors
@@ -48,11 +50,11 @@ def convert_command(path: str, out: str, key: str | None, force: bool, fmt: str)
     """
     from ckptdoctor.fixing.convert import convert
 
-    report = convert(path, out, key=key, force=force)
-    if fmt == "json":
+    report = convert(args.path, args.out, key=args.key, force=args.force)
+    if args.fmt == "json":
         from ckptdoctor.report.json_report import envelope
 
-        write_json(envelope({"path": os.fspath(path), "kind": "file", "output": out}, report.diagnostics,
+        write_json(envelope({"path": os.fspath(args.path), "kind": "file", "output": args.out}, report.diagnostics,
                             convert=report.to_json()))
     else:
         _render(report)

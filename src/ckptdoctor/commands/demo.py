@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import sys
-
-import click
 
 from ckptdoctor.commands.common import handle_errors
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
-@click.command("demo")
-@click.option("--out", "out_dir", default="demo-out", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the scripts, the saved models and the logs (created; files in it are replaced).")
-@click.option("--scenario", "only", multiple=True, type=click.Choice(["1", "2", "3"]),
-              help="Run only these scenarios (repeatable). Default: all three.")
+
+def _folder(value: str) -> str:
+    """A folder path: may not exist yet, but must not be a file."""
+    if os.path.isfile(value):
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"Directory {value!r} is a file.")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", dest="out_dir", default="demo-out", type=_folder, metavar="DIRECTORY",
+                        help="Folder for the scripts, the saved models and the logs (created; files in it are "
+                             "replaced). (default: demo-out)")
+    parser.add_argument("--scenario", dest="only", action="append", choices=["1", "2", "3"],
+                        help="Run only these scenarios (repeatable). Default: all three.")
+
+
 @handle_errors
-def demo_command(out_dir: str, only: tuple[str, ...]) -> None:
+def run(args: argparse.Namespace) -> None:
     """Reproduce the article "Why am I getting a warning when saving my chatbot model?" and
     diagnose it.
 
@@ -27,4 +42,4 @@ def demo_command(out_dir: str, only: tuple[str, ...]) -> None:
     """
     from ckptdoctor.demo.runner import run_demo
 
-    sys.exit(run_demo(out_dir, set(only)))
+    sys.exit(run_demo(args.out_dir, set(args.only or ())))

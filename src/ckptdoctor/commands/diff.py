@@ -3,33 +3,36 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
-import click
+from ckptdoctor.commands.common import add_format_argument, handle_errors, write_json
 
-from ckptdoctor.commands.common import format_option, handle_errors, write_json
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+
     from ckptdoctor.fixing.diff import DiffReport
 
 
-@click.command("diff")
-@click.argument("a", type=click.Path(path_type=str))
-@click.argument("b", type=click.Path(path_type=str))
-@click.option("--tolerance", type=float, default=0.0, show_default=True, metavar="X",
-              help="Largest absolute difference per element still counted as equal (0: any difference "
-                   "counts). Added, removed, reshaped or re-typed tensors and new NaN/Inf always count.")
-@click.option("--key", default=None, metavar="KEY",
-              help="Compare only this part of training checkpoints (e.g. `model`), in both files.")
-@click.option("--key-a", default=None, metavar="KEY", help="Like --key, for A only.")
-@click.option("--key-b", default=None, metavar="KEY", help="Like --key, for B only.")
-@click.option("--hash", "hashes", is_flag=True,
-              help="Also report each tensor's blake2b digest of its raw bytes in both files (slower).")
-@format_option("text", "json")
-@click.option("-v", "--verbose", is_flag=True, help="One line per tensor, including identical ones.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a", metavar="A", help="The first checkpoint (any format).")
+    parser.add_argument("b", metavar="B", help="The second checkpoint (any format).")
+    parser.add_argument("--tolerance", type=float, default=0.0, metavar="X",
+                        help="Largest absolute difference per element still counted as equal (0: any difference "
+                             "counts). Added, removed, reshaped or re-typed tensors and new NaN/Inf always count. "
+                             "(default: 0.0)")
+    parser.add_argument("--key", default=None, metavar="KEY",
+                        help="Compare only this part of training checkpoints (e.g. `model`), in both files.")
+    parser.add_argument("--key-a", default=None, metavar="KEY", help="Like --key, for A only.")
+    parser.add_argument("--key-b", default=None, metavar="KEY", help="Like --key, for B only.")
+    parser.add_argument("--hash", dest="hashes", action="store_true",
+                        help="Also report each tensor's blake2b digest of its raw bytes in both files (slower).")
+    add_format_argument(parser, "text", "json")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="One line per tensor, including identical ones.")
+
+
 @handle_errors
-def diff_command(a: str, b: str, tolerance: float, key: str | None, key_a: str | None, key_b: str | None,
-                 hashes: bool, fmt: str, verbose: bool) -> None:
+def run(args: argparse.Namespace) -> None:
     """Compare two checkpoints tensor by tensor, whatever their formats.
 
     Reports tensors added, removed, reshaped and re-typed, then for each tensor in both files the
@@ -37,7 +40,6 @@ def diff_command(a: str, b: str, tolerance: float, key: str | None, key_a: str |
     bytes are identical, and NaN/Inf that appeared. Values are streamed in chunks: memory stays small
     whatever the file size. safetensors alias metadata (tied weights saved by save_model) is resolved.
 
-    \b
     Examples:
       ckptdoctor diff model.pt model.safetensors          same weights after a conversion?
       ckptdoctor diff epoch3.pt epoch4.pt -v               what changed between two epochs
@@ -49,13 +51,14 @@ def diff_command(a: str, b: str, tolerance: float, key: str | None, key_a: str |
     """
     from ckptdoctor.fixing.diff import diff
 
-    report = diff(a, b, tolerance, hashes=hashes, key_a=key_a or key, key_b=key_b or key)
-    if fmt == "json":
+    report = diff(args.a, args.b, args.tolerance, hashes=args.hashes, key_a=args.key_a or args.key,
+                  key_b=args.key_b or args.key)
+    if args.fmt == "json":
         from ckptdoctor.report.json_report import envelope
 
-        write_json(envelope({"a": a, "b": b, "kind": "diff"}, report.diagnostics, diff=report.to_json()))
+        write_json(envelope({"a": args.a, "b": args.b, "kind": "diff"}, report.diagnostics, diff=report.to_json()))
     else:
-        render(report, verbose=verbose)
+        render(report, verbose=args.verbose)
     sys.exit(report.exit_code)
 
 

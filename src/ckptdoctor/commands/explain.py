@@ -6,22 +6,34 @@ import os
 import re
 import sys
 
-import click
-
-from ckptdoctor.commands.common import exit_code, fail_on_option, format_option, handle_errors, write_json
+from ckptdoctor.commands.common import (
+    add_fail_on_argument,
+    add_format_argument,
+    exit_code,
+    handle_errors,
+    write_json,
+)
 from ckptdoctor.errors import InputError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 _CODE = re.compile(r"^[ACDSFW]\d{3}$", re.IGNORECASE)
 MAX_INPUT = 64 * 1024 * 1024  # a log larger than this is read from its end
 
 
-@click.command("explain")
-@click.argument("what", nargs=-1)
-@format_option("text", "json")
-@click.option("--list", "list_all", is_flag=True, help="List every code (A/C/D/S/F rules and the W codes of known messages) and exit.")
-@fail_on_option
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", nargs="*", metavar="WHAT",
+                        help="A code (A101), a log file, - for stdin, or the message text itself.")
+    add_format_argument(parser, "text", "json")
+    parser.add_argument("--list", dest="list_all", action="store_true",
+                        help="List every code (A/C/D/S/F rules and the W codes of known messages) and exit.")
+    add_fail_on_argument(parser)
+
+
 @handle_errors
-def explain_command(what: tuple[str, ...], fmt: str, list_all: bool, fail_on: str) -> None:
+def run(args: argparse.Namespace) -> None:
     """Explain save/load warnings and errors, or print the documentation of a finding code.
 
     WHAT is a message (quoted), the path of a log file, `-` for stdin, or a code such as A101 or
@@ -31,7 +43,6 @@ def explain_command(what: tuple[str, ...], fmt: str, list_all: bool, fail_on: st
     the names and shapes from your message. Unknown warnings are shown as "not in catalog" with
     the closest known entries.
 
-    \b
     Examples:
       ckptdoctor explain "Found untraced functions such as lstm_cell_layer_call_fn"
       python train.py 2>&1 | ckptdoctor explain -
@@ -41,7 +52,8 @@ def explain_command(what: tuple[str, ...], fmt: str, list_all: bool, fail_on: st
 
     Exit status: 0 nothing at or above --fail-on, 1 findings, 2 usage or input error.
     """
-    if list_all:
+    what, fmt = tuple(args.what), args.fmt
+    if args.list_all:
         _list(fmt)
         return
     if not what:
@@ -62,7 +74,7 @@ def explain_command(what: tuple[str, ...], fmt: str, list_all: bool, fail_on: st
         from ckptdoctor.report.text import console
 
         print_explanation(console(), result)
-    sys.exit(exit_code(result.diagnostics, fail_on))
+    sys.exit(exit_code(result.diagnostics, args.fail_on))
 
 
 def _read(what: tuple[str, ...]) -> tuple[str, dict[str, str]]:
@@ -102,7 +114,7 @@ def _code(code: str, fmt: str) -> None:
                     "rule": {"code": rule.code, "name": rule.name, "severity": str(rule.severity),
                              "summary": rule.summary, "documentation": rule.documentation()}})
     else:
-        click.echo(rule.documentation())
+        _echo(rule.documentation())
 
 
 def _list(fmt: str) -> None:
@@ -122,6 +134,10 @@ def _list(fmt: str) -> None:
     for r in rules.values():
         if r.code[0] != family:
             family = r.code[0]
-            click.echo(f"\n{family}: {FAMILIES.get(family, '')}")
+            _echo(f"\n{family}: {FAMILIES.get(family, '')}")
         origin = f"[{BY_CODE[r.code].library}] " if r.code in BY_CODE else ""
-        click.echo(f"  {r.code}  {r.name:<44} {r.severity!s:<8} {origin}{r.summary}")
+        _echo(f"  {r.code}  {r.name:<44} {r.severity!s:<8} {origin}{r.summary}")
+
+
+def _echo(text: str) -> None:
+    sys.stdout.write(f"{text}\n")

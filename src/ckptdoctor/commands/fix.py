@@ -3,34 +3,38 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
-import click
+from ckptdoctor.commands.common import add_format_argument, handle_errors, write_json
 
-from ckptdoctor.commands.common import format_option, handle_errors, write_json
-
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+
     from ckptdoctor.fixing.fix import FixReport
 
 
-@click.command("fix")
-@click.argument("path", type=click.Path(path_type=str))
-@click.option("--model", "target", required=True, metavar="TARGET",
-              help="The model's code: 'package.module:callable' or 'path/to/file.py:callable'.")
-@click.option("--model-args", default=None, metavar="JSON", help="Arguments for TARGET as a JSON object or array.")
-@click.option("-o", "--output", "out", default=None, type=click.Path(path_type=str),
-              help="The fixed file: .safetensors, or .pt/.pth/.bin/.ckpt for a torch zip checkpoint (PyTorch "
-                   "model); .weights.h5 (Keras model).")
-@click.option("--key", default=None, metavar="KEY",
-              help="For a training checkpoint, the entry that holds the state_dict (default: found automatically).")
-@click.option("--dry-run", is_flag=True, help="Print the plan and write nothing.")
-@click.option("--allow-lossy", is_flag=True,
-              help="Allow casts that lose information (float32 -> float16/bfloat16, float -> integer).")
-@click.option("--force", is_flag=True, help="Overwrite OUT if it exists (never the input file).")
-@format_option("text", "json")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="PATH", help="The checkpoint to fix (never modified: the fixed copy goes to -o).")
+    parser.add_argument("--model", dest="target", required=True, metavar="TARGET",
+                        help="The model's code: 'package.module:callable' or 'path/to/file.py:callable'. "
+                             "(required)")
+    parser.add_argument("--model-args", default=None, metavar="JSON",
+                        help="Arguments for TARGET as a JSON object or array.")
+    parser.add_argument("-o", "--output", dest="out", default=None, metavar="PATH",
+                        help="The fixed file: .safetensors, or .pt/.pth/.bin/.ckpt for a torch zip checkpoint "
+                             "(PyTorch model); .weights.h5 (Keras model).")
+    parser.add_argument("--key", default=None, metavar="KEY",
+                        help="For a training checkpoint, the entry that holds the state_dict (default: found "
+                             "automatically).")
+    parser.add_argument("--dry-run", action="store_true", help="Print the plan and write nothing.")
+    parser.add_argument("--allow-lossy", action="store_true",
+                        help="Allow casts that lose information (float32 -> float16/bfloat16, float -> integer).")
+    parser.add_argument("--force", action="store_true", help="Overwrite OUT if it exists (never the input file).")
+    add_format_argument(parser, "text", "json")
+
+
 @handle_errors
-def fix_command(path: str, target: str, model_args: str | None, out: str | None, key: str | None, dry_run: bool,
-                allow_lossy: bool, force: bool, fmt: str) -> None:
+def run(args: argparse.Namespace) -> None:
     """Write a corrected copy of FILE that loads STRICTLY into the model TARGET builds.
 
     Applies what `ckptdoctor check` can fix mechanically, as one plan: select the state_dict of a
@@ -46,7 +50,6 @@ def fix_command(path: str, target: str, model_args: str | None, out: str | None,
     .weights.h5 whose layer paths changed (paired by class and shapes), or a PyTorch state_dict
     (Embedding, Linear -> Dense, LSTM, GRU). The file's optimizer state is dropped.
 
-    \b
     Outputs by extension of OUT:
       .safetensors               safetensors (PyTorch model)
       .pt .pth .bin .ckpt        torch zip checkpoint for torch.load(weights_only=True), no torch needed
@@ -57,7 +60,6 @@ def fix_command(path: str, target: str, model_args: str | None, out: str | None,
     (torch: load_state_dict(strict=True); Keras: load_weights with no warning and every variable
     equal to the file's). FILE is never modified; OUT is never overwritten without --force.
 
-    \b
     Examples:
       ckptdoctor fix ddp.pt --model net.py:Net -o fixed.pt
       ckptdoctor fix ckpt.pt --model net.py:Net --dry-run --format json
@@ -69,12 +71,12 @@ def fix_command(path: str, target: str, model_args: str | None, out: str | None,
     """
     from ckptdoctor.fixing.fix import fix
 
-    report = fix(target, path, out, model_args=model_args, key=key, dry_run=dry_run, allow_lossy=allow_lossy,
-                 force=force)
-    if fmt == "json":
+    report = fix(args.target, args.path, args.out, model_args=args.model_args, key=args.key, dry_run=args.dry_run,
+                 allow_lossy=args.allow_lossy, force=args.force)
+    if args.fmt == "json":
         from ckptdoctor.report.json_report import envelope
 
-        write_json(envelope({"path": path, "kind": "file", "model": target, "output": out},
+        write_json(envelope({"path": args.path, "kind": "file", "model": args.target, "output": args.out},
                             [*report.diagnostics, *report.check_after], fix=report.to_json()))
     else:
         _render(report)

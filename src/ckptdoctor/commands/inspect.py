@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import sys
 
-import click
+from ckptdoctor.commands.common import (
+    add_fail_on_argument,
+    add_format_argument,
+    exit_code,
+    handle_errors,
+    write_json,
+)
 
-from ckptdoctor.commands.common import exit_code, fail_on_option, format_option, handle_errors, write_json
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
 
-@click.command("inspect")
-@click.argument("path", type=click.Path(path_type=str))
-@format_option("text", "json")
-@click.option("--values", is_flag=True, help="Add per-tensor statistics (min, max, mean, std, NaN/Inf), "
-              "read tensor by tensor with bounded memory.")
-@click.option("-v", "--verbose", is_flag=True, help="One line per tensor instead of per layer.")
-@fail_on_option
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", metavar="PATH", help="A model file, or a folder of them.")
+    add_format_argument(parser, "text", "json")
+    parser.add_argument("--values", action="store_true", help="Add per-tensor statistics (min, max, mean, std, "
+                        "NaN/Inf), read tensor by tensor with bounded memory.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="One line per tensor instead of per layer.")
+    add_fail_on_argument(parser)
+
+
 @handle_errors
-def inspect_command(path: str, fmt: str, values: bool, verbose: bool, fail_on: str) -> None:
+def run(args: argparse.Namespace) -> None:
     """Show what a model file or folder holds: format, saving version, tensors grouped by layer,
     dtypes, parameter counts, the classes and globals it refers to, and any findings.
 
@@ -25,7 +35,6 @@ def inspect_command(path: str, fmt: str, values: bool, verbose: bool, fail_on: s
     (a Hugging Face model folder, a sharded safetensors set). Formats are recognised by content.
     Nothing in the file is executed: pickles are read by a symbolic interpreter.
 
-    \b
     Examples:
       ckptdoctor inspect chatbot.pth
       ckptdoctor inspect ./llama-7b/ --format json
@@ -33,18 +42,18 @@ def inspect_command(path: str, fmt: str, values: bool, verbose: bool, fail_on: s
     """
     from ckptdoctor.inspection import inspect
 
-    snaps = inspect(path)
-    stats = _stats(snaps) if values else {}
+    snaps = inspect(args.path)
+    stats = _stats(snaps) if args.values else {}
     diagnostics = [d for s in snaps for d in s.diagnostics]
-    if fmt == "json":
+    if args.fmt == "json":
         from ckptdoctor.report.inspect_report import inspect_json
 
-        write_json(inspect_json(path, snaps, stats))
+        write_json(inspect_json(args.path, snaps, stats))
     else:
         from ckptdoctor.report.inspect_report import render_inspect
 
-        render_inspect(snaps, stats, verbose=verbose)
-    sys.exit(exit_code(diagnostics, fail_on))
+        render_inspect(snaps, stats, verbose=args.verbose)
+    sys.exit(exit_code(diagnostics, args.fail_on))
 
 
 def _stats(snaps: list) -> dict:

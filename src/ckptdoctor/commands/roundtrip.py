@@ -4,27 +4,39 @@ from __future__ import annotations
 
 import sys
 
-import click
-
-from ckptdoctor.commands.common import exit_code, fail_on_option, format_option, handle_errors, write_json
+from ckptdoctor.commands.common import (
+    add_fail_on_argument,
+    add_format_argument,
+    exit_code,
+    handle_errors,
+    write_json,
+)
 from ckptdoctor.linting import SAVE_METHODS  # light: the framework work is imported lazily
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
 
-@click.command("roundtrip")
-@click.option("--model", "target", required=True, metavar="TARGET",
-              help="package.module:callable or path/to/file.py:callable that builds (or loads) the model.")
-@click.option("--model-args", default=None, metavar="JSON", help="Arguments for TARGET: a JSON object or array.")
-@click.option("--save-as", type=click.Choice(SAVE_METHODS),
-              default=None, help="Save method (default: torch state_dict, or .keras for Keras).")
-@click.option("--rebuild", default=None, metavar="TARGET",
-              help="What the fresh process calls to build the model before loading (default: the model's "
-                   "own class with --model-args).")
-@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait for the fresh process.")
-@format_option("text", "json")
-@fail_on_option
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", dest="target", required=True, metavar="TARGET",
+                        help="package.module:callable or path/to/file.py:callable that builds (or loads) the "
+                             "model. (required)")
+    parser.add_argument("--model-args", default=None, metavar="JSON",
+                        help="Arguments for TARGET: a JSON object or array.")
+    parser.add_argument("--save-as", choices=list(SAVE_METHODS), default=None,
+                        help="Save method (default: torch state_dict, or .keras for Keras).")
+    parser.add_argument("--rebuild", default=None, metavar="TARGET",
+                        help="What the fresh process calls to build the model before loading (default: the "
+                             "model's own class with --model-args).")
+    parser.add_argument("--timeout", type=float, default=600.0, metavar="FLOAT",
+                        help="Seconds to wait for the fresh process. (default: 600.0)")
+    add_format_argument(parser, "text", "json")
+    add_fail_on_argument(parser)
+
+
 @handle_errors
-def roundtrip_command(target: str, model_args: str | None, save_as: str | None, rebuild: str | None,
-                      timeout: float, fmt: str, fail_on: str) -> None:
+def run(args: argparse.Namespace) -> None:
     """Save the model, reload it in a FRESH Python process the way an inference program would
     (no training-script __main__, class imported from its module or file, load_state_dict(strict=True)
     or keras.models.load_model), and compare every tensor bit for bit and the outputs on a sample input.
@@ -33,7 +45,6 @@ def roundtrip_command(target: str, model_args: str | None, save_as: str | None, 
     state (or whatever TARGET returns: a factory can load or train it first). The Python API is the
     main use: ckptdoctor.roundtrip(trained_model) or ckptdoctor.testing.assert_roundtrip(model).
 
-    \b
     Examples:
       ckptdoctor roundtrip --model chatbot/model.py:ChatbotModel --model-args '[1000, 64, 128]'
       ckptdoctor roundtrip --model mypkg.keras_models:build --save-as h5
@@ -42,11 +53,12 @@ def roundtrip_command(target: str, model_args: str | None, save_as: str | None, 
     from ckptdoctor.frameworks.target import parse_model_args
     from ckptdoctor.roundtripping import roundtrip
 
-    model, _ = build_from_target(target, model_args, meta=False)
-    args = parse_model_args(model_args)
+    model, _ = build_from_target(args.target, args.model_args, meta=False)
+    model_args = parse_model_args(args.model_args)
     # the fresh process builds the model with the same TARGET and arguments, as the loading program would
-    report = roundtrip(model, save_as=save_as, rebuild=rebuild or target, model_args=args, timeout=timeout)
-    if fmt == "json":
+    report = roundtrip(model, save_as=args.save_as, rebuild=args.rebuild or args.target, model_args=model_args,
+                       timeout=args.timeout)
+    if args.fmt == "json":
         write_json(report.to_json())
     else:
         from ckptdoctor.report.text import console, render_diagnostics
@@ -55,4 +67,4 @@ def roundtrip_command(target: str, model_args: str | None, save_as: str | None, 
         for line in report.summary_lines():
             out.print(line, markup=False)
         render_diagnostics(out, report.diagnostics)
-    sys.exit(exit_code(report.diagnostics, fail_on))
+    sys.exit(exit_code(report.diagnostics, args.fail_on))

@@ -16,10 +16,25 @@ import subprocess
 import sys
 import tempfile
 
-import click
-
-from ckptdoctor.commands.common import EXIT_FINDINGS, fail_on_option, format_option, handle_errors, json_text
+from ckptdoctor.commands.common import (
+    EXIT_FINDINGS,
+    FAIL_ON_DEFAULT,
+    add_fail_on_argument,
+    add_format_argument,
+    echo_err,
+    handle_errors,
+    json_text,
+)
 from ckptdoctor.errors import UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+
+# Everything from the first positional argument on is the script's command line, options included
+# (`ckptdoctor run python train.py --format x`): the CLI parses this command's options with parse_args,
+# not parse_intermixed_args.
+PASS_THROUGH = True
 
 # options of the python executable that take a value (``-W error``, ``-X dev``)
 _VALUE_OPTIONS = {"-W", "-X", "--check-hash-based-pycs"}
@@ -36,21 +51,37 @@ _run_main(_report, sys.argv[4:])
 """
 
 
-@click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
-@format_option("text", "json")
-@click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=str),
-              help="Write the report to this file instead of stderr.")
-@fail_on_option
+def _file(value: str) -> str:
+    """A file path: may not exist yet, but must not be a folder."""
+    if os.path.isdir(value):
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"File {value!r} is a directory.")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import argparse
+
+    parser.usage = "%(prog)s [--format {text,json}] [--report FILE] [--fail-on {error,warning,info}] [-h] -- COMMAND..."
+    # REMAINDER: the script's arguments pass through untouched, even those that look like ours
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND",
+                        help="python [OPTIONS] script.py ARGS, python -m package ARGS, or script.py ARGS.")
+    add_format_argument(parser, "text", "json")
+    parser.add_argument("--report", dest="report_file", type=_file, default=None, metavar="FILE",
+                        help="Write the report to this file instead of stderr.")
+    # default None: only an explicit --fail-on changes the exit status (the default is applied in run())
+    add_fail_on_argument(parser, default=None)
+
+
 @handle_errors
-def run_command(command: tuple[str, ...], fmt: str, report_file: str | None, fail_on: str) -> None:
+def run(args: argparse.Namespace) -> None:
     """Run a Python script under ckptdoctor.watch() and explain every save/load warning and error.
 
     Everything after `--` is the command: `python script.py ARGS` or `python -m package ARGS`
     (python options such as `-u` or `-W error` are kept). The script's own output is untouched and
     its exit status is kept; the report is printed to stderr at the end, or written with --report.
 
-    \b
     Examples:
       ckptdoctor run -- python train.py --epochs 3
       ckptdoctor run --format json --report report.json -- python -m chatbot.train
@@ -59,7 +90,7 @@ def run_command(command: tuple[str, ...], fmt: str, report_file: str | None, fai
     The exit status is the script's. With --fail-on given explicitly, a script that succeeded but
     produced findings at or above that severity exits 1.
     """
-    python, options, target = _split(list(command))
+    python, options, target = _split(list(args.command))
     src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     src = os.path.dirname(src)  # the folder that contains the ckptdoctor package
     fd, report_path = tempfile.mkstemp(prefix="ckptdoctor-run-", suffix=".json")
@@ -79,23 +110,22 @@ def run_command(command: tuple[str, ...], fmt: str, report_file: str | None, fai
     if status < 0:  # killed by a signal: report it the way a shell would
         status = 128 - status
     if data is None:
-        click.echo("ckptdoctor run: the script ended before the report could be written", err=True)
+        echo_err("ckptdoctor run: the script ended before the report could be written")
         sys.exit(status)
     from ckptdoctor.watching import WatchReport
 
     report = WatchReport.from_json(data)
-    text = json_text(data) + "\n" if fmt == "json" else report.render()
-    if report_file:
-        _write_atomic(report_file, text)
+    text = json_text(data) + "\n" if args.fmt == "json" else report.render()
+    if args.report_file:
+        _write_atomic(args.report_file, text)
     else:
-        sys.stderr.write(("\n" if fmt == "text" else "") + text)
+        sys.stderr.write(("\n" if args.fmt == "text" else "") + text)
         sys.stderr.flush()
-    ctx = click.get_current_context()
-    explicit = ctx.get_parameter_source("fail_on") not in (None, click.core.ParameterSource.DEFAULT)
+    explicit = args.fail_on is not None
     if status == 0 and explicit:
         from ckptdoctor.commands.common import exit_code
 
-        if exit_code(report.diagnostics, fail_on) == EXIT_FINDINGS:
+        if exit_code(report.diagnostics, args.fail_on or FAIL_ON_DEFAULT) == EXIT_FINDINGS:
             status = EXIT_FINDINGS
     sys.exit(status)
 
