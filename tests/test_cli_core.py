@@ -129,3 +129,24 @@ def test_every_rule_is_documented_and_codes_are_unique() -> None:
         assert rule.name == rule.name.lower() and " " not in rule.name, code
         assert rule.summary.strip(), code
         assert code in rule.documentation()
+
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_inspect_json_text_encodes_shared_tensors_once_with_identical_output(tmp_path: Path, folder: bool) -> None:
+    import torch
+
+    from ckptdoctor.inspection import inspect
+    from ckptdoctor.report.inspect_report import inspect_json, inspect_json_text
+    from ckptdoctor.report.json_report import json_text
+
+    torch.save({"a.weight": torch.ones(2, 3), "name\u00e9": torch.zeros(1)}, tmp_path / "one.pt")
+    if folder:
+        torch.save({"b": torch.ones(4)}, tmp_path / "two.pt")
+    path = str(tmp_path if folder else tmp_path / "one.pt")
+    snaps = inspect(path)
+    compact = inspect_json_text(path, snaps, {}, None)
+    assert compact == json_text(inspect_json(path, snaps, {}), None)
+    doc = json.loads(compact)
+    assert len(doc["files"]) == (2 if folder else 1)
+    assert {t["name"] for t in doc["tensors"]} == ({"a.weight", "name\u00e9", "b"} if folder else {"a.weight", "name\u00e9"})
+    assert inspect_json_text(path, snaps, {}, 2) == json_text(inspect_json(path, snaps, {}), 2)

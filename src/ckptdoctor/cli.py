@@ -120,17 +120,31 @@ def _description(module: ModuleType) -> str:
     return (first + "\n" + textwrap.dedent(rest)).strip()
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size() without importing shutil (it pulls in bz2, lzma and fnmatch, and
+    argparse builds a formatter for every add_argument call)."""
+    import os
+
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
 def build_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
     """The argparse parser of one command: its own arguments, then -h/--help."""
     import argparse
-    import shutil
 
     class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         """Keeps the description's line breaks; 'Usage:', 'Arguments:' and 'Options:' headings; at most
         100 columns."""
 
         def __init__(self, prog: str) -> None:
-            width = max(min(shutil.get_terminal_size().columns, 100) - 2, 50)
+            width = max(min(_terminal_columns(), 100) - 2, 50)
             super().__init__(prog, max_help_position=32, width=width)
 
         def add_usage(self, usage, actions, groups, prefix=None):

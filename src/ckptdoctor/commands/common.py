@@ -72,24 +72,14 @@ def handle_errors(func: Command) -> Command:
     return wrapper
 
 
-def json_text(obj: Any, indent: int | None = 2) -> str:
-    """JSON that is always valid UTF-8: names and configs read from damaged or hostile files may hold
-    lone surrogates (a JSON ``\\udc80`` escape, undecodable HDF5 strings); they become U+FFFD."""
-    import json
-
-    text = json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        import re
-
-        text = re.sub("[\ud800-\udfff]", "\ufffd", text)
-    return text
+def json_indent() -> int | None:
+    # Indented for a terminal; compact when piped, because indentation forces json's pure-Python
+    # encoder, which for a few thousand tensors costs more than reading the whole file's header.
+    return 2 if sys.stdout.isatty() else None
 
 
 def write_json(obj: Any) -> None:
-    # Indented for a terminal; compact when piped, because indentation forces json's pure-Python
-    # encoder, which for a few thousand tensors costs more than reading the whole file's header.
-    indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json_text(obj, indent))
+    from ckptdoctor.report.json_report import json_text
+
+    sys.stdout.write(json_text(obj, json_indent()))
     sys.stdout.write("\n")

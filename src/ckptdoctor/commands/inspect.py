@@ -9,7 +9,7 @@ from ckptdoctor.commands.common import (
     add_format_argument,
     exit_code,
     handle_errors,
-    write_json,
+    json_indent,
 )
 
 TYPE_CHECKING = False
@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> None:
     stats = _stats(snaps) if args.values else {}
     diagnostics = [d for s in snaps for d in s.diagnostics]
     if args.fmt == "json":
-        from ckptdoctor.report.inspect_report import inspect_json
+        from ckptdoctor.report.inspect_report import inspect_json_text
 
-        write_json(inspect_json(args.path, snaps, stats))
+        sys.stdout.write(inspect_json_text(args.path, snaps, stats, json_indent()) + "\n")
     else:
         from ckptdoctor.report.inspect_report import render_inspect
 

@@ -23,7 +23,6 @@ from ckptdoctor.commands.common import (
     add_format_argument,
     echo_err,
     handle_errors,
-    json_text,
 )
 from ckptdoctor.errors import UsageError
 
@@ -115,6 +114,8 @@ def run(args: argparse.Namespace) -> None:
     from ckptdoctor.watching import WatchReport
 
     report = WatchReport.from_json(data)
+    from ckptdoctor.report.json_report import json_text
+
     text = json_text(data) + "\n" if args.fmt == "json" else report.render()
     if args.report_file:
         _write_atomic(args.report_file, text)

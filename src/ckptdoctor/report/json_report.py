@@ -33,3 +33,18 @@ def envelope(subject: dict[str, Any], diagnostics: Iterable[Diagnostic], **extra
     }
     out.update(extra)
     return out
+
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """JSON that is always valid UTF-8: names and configs read from damaged or hostile files may hold
+    lone surrogates (a JSON ``\\udc80`` escape, undecodable HDF5 strings); they become U+FFFD."""
+    import json
+
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        import re
+
+        text = re.sub("[\ud800-\udfff]", "\ufffd", text)
+    return text
