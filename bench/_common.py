@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 
 
 def installed_env(pycache: str | None = None) -> dict[str, str]:
@@ -17,6 +19,15 @@ def installed_env(pycache: str | None = None) -> dict[str, str]:
     env.update(KERAS_BACKEND="torch",
                PYTHONPYCACHEPREFIX=pycache or os.path.join(tempfile.gettempdir(), "ckptdoctor-bench-pyc"))
     return env
+
+
+def child_cpu_seconds(fn: Callable[[], object]) -> float:
+    """CPU time (user + sys) of the child processes ``fn`` runs: steadier than wall time on a busy
+    machine (and it counts every thread of a multi-threaded child)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    fn()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def ckptdoctor_command() -> list[str]:

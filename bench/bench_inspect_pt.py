@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from _common import ckptdoctor_command, installed_env
+from _common import child_cpu_seconds, ckptdoctor_command, installed_env
 
 TORCH_LIST = ("import sys, torch; sd = torch.load(sys.argv[1], mmap=True, weights_only=True); "
               "print(len([(k, tuple(v.shape)) for k, v in sd.items()]))")
@@ -77,8 +77,11 @@ def main() -> None:
     sizes = {"100MB": 100 * 2**20 // 4 // args.count, "1GB": 2**30 // 4 // args.count}
     paths = {k: os.path.join(tmp, f"ckpt_{k}.pt") for k in sizes}
 
-    def run(cmd: list[str]) -> None:
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
+    cpu: dict[str, list[float]] = {"ours": [], "torch": []}
+
+    def run(cmd: list[str], who: str) -> None:
+        cpu[who].append(child_cpu_seconds(
+            lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)))
 
     try:
         for k, numel in sizes.items():
@@ -87,20 +90,25 @@ def main() -> None:
         cli = [*ckptdoctor_command(), "inspect", "--format", "json"]
         results: dict[str, dict[str, list[float]]] = {}
         for k, path in paths.items():
-            ours_proc, torch_proc = interleaved(lambda p=path: run([*cli, p]),
-                                                lambda p=path: run([sys.executable, "-c", TORCH_LIST, p]),
+            cpu["ours"].clear()
+            cpu["torch"].clear()
+            ours_proc, torch_proc = interleaved(lambda p=path: run([*cli, p], "ours"),
+                                                lambda p=path: run([sys.executable, "-c", TORCH_LIST, p], "torch"),
                                                 args.repeat)
             ours_in, torch_in = interleaved(
                 lambda p=path: [(t.name, t.shape) for s in ckptdoctor.inspect(p) for t in s.tensors],
                 lambda p=path: [(n, tuple(v.shape)) for n, v in torch.load(p, mmap=True, weights_only=True).items()],
                 args.repeat)
-            results[k] = {"ours_proc": ours_proc, "torch_proc": torch_proc, "ours_in": ours_in, "torch_in": torch_in}
+            results[k] = {"ours_proc": ours_proc, "torch_proc": torch_proc, "ours_in": ours_in, "torch_in": torch_in,
+                          "ours_cpu": cpu["ours"][1:], "torch_cpu": cpu["torch"][1:]}  # [0]: warm-up
 
         med = statistics.median
         print(f"\nmedian of {args.repeat} runs [min]; ratio = torch / ckptdoctor (medians)")
         for k, r in results.items():
             print(f"[{k}] whole process  ckptdoctor {fmt(r['ours_proc'])}   torch.load {fmt(r['torch_proc'])}"
                   f"   ratio {med(r['torch_proc']) / med(r['ours_proc']):5.1f}x (aim 20x)")
+            print(f"[{k}] whole process  cpu (user+sys) ckptdoctor {med(r['ours_cpu']) * 1000:7.1f} ms   torch.load "
+                  f"{med(r['torch_cpu']) * 1000:7.1f} ms   ratio {med(r['torch_cpu']) / med(r['ours_cpu']):5.1f}x")
             print(f"[{k}] in process     ckptdoctor {fmt(r['ours_in'])}   torch.load {fmt(r['torch_in'])}"
                   f"   ratio {med(r['torch_in']) / med(r['ours_in']):5.1f}x (aim 5x)")
         small, big = results["100MB"], results["1GB"]

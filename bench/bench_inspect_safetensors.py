@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from _common import ckptdoctor_command, installed_env
+from _common import child_cpu_seconds, ckptdoctor_command, installed_env
 
 SAFE_OPEN_LIST = """
 import sys
@@ -52,14 +51,7 @@ def make_file(path: Path, total_mb: int, count: int) -> None:
 
 
 def median_cpu(fn: Callable[[], object], runs: int) -> float:
-    """Median CPU time (user + sys) of the child process: far steadier than wall time on a busy machine."""
-    times = []
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        fn()
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        times.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    return statistics.median(times)
+    return statistics.median(child_cpu_seconds(fn) for _ in range(runs))
 
 
 def median_time(fn: Callable[[], object], runs: int) -> float:
