@@ -53,9 +53,10 @@ def write(path: Path, endian: Any = None, n_tokens: int = 300) -> Path:
     w.add_tensor("output.weight", rng.standard_normal((64, 32)).astype(np.float16))
     w.add_tensor("blk.0.ffn.bias", np.arange(10, dtype=np.int32))
     w.add_tensor("blk.0.scale", np.array([0.5, -2.0, 3.25], dtype=np.float64))
-    if hasattr(gguf, "quants") and hasattr(gguf.quants, "quantize"):
-        q = gguf.quants.quantize(rng.standard_normal((4, 64)).astype(np.float32), GGMLQuantizationType.Q8_0)
-        w.add_tensor("blk.0.attn_q.weight", q, raw_dtype=GGMLQuantizationType.Q8_0)
+    for qname, qtype in (("attn_q", GGMLQuantizationType.Q8_0), ("attn_k", GGMLQuantizationType.Q4_0),
+                         ("attn_v", GGMLQuantizationType.TQ2_0)):
+        q = gguf.quants.quantize(rng.standard_normal((4, 256)).astype(np.float32), qtype)
+        w.add_tensor(f"blk.0.{qname}.weight", q, raw_dtype=qtype)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -89,8 +90,10 @@ def test_tensors_match_gguf_reader(files: dict[str, Path], which: str) -> None:
         assert t.nbytes == r.n_bytes
         if t.attrs.get("quantized"):
             assert t.dtype == r.tensor_type.name
-            with pytest.raises(ValueError, match="quantized"):
-                t.read()
+            expected = gguf.quants.dequantize(r.data, r.tensor_type)  # llama.cpp's Python reference
+            values = t.read()
+            assert values.shape == t.shape == expected.shape and values.dtype == np.float32
+            assert np.array_equal(values, expected)
         else:
             values = t.read()
             assert values.shape == r.data.shape
@@ -144,12 +147,12 @@ def test_cli_json_and_values(files: dict[str, Path]) -> None:
     ref = {t.name: t for t in gguf.GGUFReader(str(files["little"]), "r").tensors}
     assert out["format"] == "gguf" and out["framework"] == "gguf"
     for t in out["tensors"]:
-        data = np.asarray(ref[t["name"]].data, dtype=np.float64)
-        if t["attrs"].get("quantized"):
-            assert t["values"] is None and "not decoded" in t["attrs"]["values"]
-        else:
-            assert t["values"]["max"] == pytest.approx(data.max())
-            assert t["values"]["mean"] == pytest.approx(data.mean())
+        r = ref[t["name"]]
+        data = gguf.quants.dequantize(r.data, r.tensor_type) if t["attrs"].get("quantized") else r.data
+        data = np.asarray(data, dtype=np.float64)
+        assert t["values"]["max"] == pytest.approx(data.max())
+        assert t["values"]["mean"] == pytest.approx(data.mean())
+    assert sum(bool(t["attrs"].get("quantized")) for t in out["tensors"]) == 3
 
 
 # ---- bad input ------------------------------------------------------------------------------------------

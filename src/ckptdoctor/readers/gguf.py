@@ -8,8 +8,9 @@ whole file was written big-endian (then the version reads byte-swapped).
 
 Every count and length is checked against the bytes left in the file before anything is allocated or
 sliced. Unquantized tensors (F32, F16, BF16, F64, I8..I64) map to canonical dtypes and read as numpy
-memmaps; block-quantized ones (Q4_0, Q8_0, Q4_K, ...) keep their ggml name as dtype, report shape and
-bytes, and refuse value reads ("quantized: not decoded").
+memmaps; block-quantized ones (Q4_0, Q8_0, Q4_K, ...) keep their ggml name as dtype and report shape
+and bytes. Their values are decoded to float32 by the ``gguf`` package (llama.cpp's own Python
+reference, ``gguf.quants.dequantize``) when it is installed; without it, value reads are refused.
 """
 
 from __future__ import annotations
@@ -241,8 +242,7 @@ class _Header:
         info = TensorInfo(name=name, shape=shape, dtype=dtype or tname, nbytes=nbytes, location="cpu", attrs=attrs)
         if dtype is None:
             attrs["quantized"] = True
-            attrs["values"] = f"quantized ({tname}): not decoded"
-            info.loader = _refuse(name, tname)
+            info.loader = _dequantizer(self.path, start, shape, gtype, tname, block, block_bytes)
         else:
             info.loader = _mapper(self.path, start, shape, dtype, self.endian)
         return info
@@ -289,8 +289,30 @@ def _mapper(path: str, start: int, shape: tuple[int, ...], dtype: str, endian: s
     return load
 
 
-def _refuse(name: str, tname: str) -> Any:
+def _dequantizer(path: str, start: int, shape: tuple[int, ...], gtype: int, tname: str, block: int,
+                 block_bytes: int) -> Any:
+    """Values of a block-quantized tensor as float32 (the whole tensor: 4 bytes per element in memory)."""
+
     def load() -> np.ndarray:
-        raise ValueError(f"{name}: quantized ({tname}): not decoded; ckptdoctor reports its shape and bytes only")
+        import numpy as np
+
+        try:
+            from gguf import GGMLQuantizationType
+            from gguf.quants import dequantize
+        except ImportError:
+            raise ValueError(f"quantized ({tname}): `pip install gguf` to decode the values") from None
+        try:
+            qtype = GGMLQuantizationType(gtype)
+        except ValueError:
+            raise ValueError(f"quantized ({tname}): this gguf version cannot decode it") from None
+        if numel(shape) == 0:
+            return np.zeros(shape, dtype=np.float32)
+        rows, row_elems = shape[:-1], shape[-1]
+        raw = np.memmap(path, dtype=np.uint8, mode="r", offset=start,
+                        shape=(*rows, row_elems // block * block_bytes))
+        try:
+            return dequantize(raw, qtype)
+        except NotImplementedError:
+            raise ValueError(f"quantized ({tname}): gguf cannot decode this type") from None
 
     return load
