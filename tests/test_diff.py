@@ -193,3 +193,31 @@ def test_cli_exit_codes_and_json(planted: dict[str, Path]) -> None:
     assert text.exit_code == 1 and "nan-inf-appeared" in text.output and "same.weight" in text.output
     missing = invoke(["diff", str(planted["a"]), "/nonexistent.pt"])
     assert missing.exit_code == 2 and "F101" in missing.output
+
+
+def test_gguf_quantized_against_float_shows_the_quantization_error(tmp_path: Path) -> None:
+    gguf = pytest.importorskip("gguf")
+    from gguf import GGMLQuantizationType as Q
+    from gguf.quants import dequantize, quantize
+
+    weights = np.random.default_rng(0).standard_normal((8, 256)).astype(np.float32)
+    paths = {}
+    for name, qtype in (("f32", None), ("q8", Q.Q8_0)):
+        w = gguf.GGUFWriter(str(tmp_path / f"{name}.gguf"), "llama")
+        if qtype is None:
+            w.add_tensor("w", weights)
+        else:
+            w.add_tensor("w", quantize(weights, qtype), raw_dtype=qtype)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+        paths[name] = tmp_path / f"{name}.gguf"
+    report = diff(paths["f32"], paths["q8"])
+    (t,) = report.tensors
+    decoded = dequantize(quantize(weights, Q.Q8_0), Q.Q8_0).astype(np.float64)
+    assert t.status == "retyped" and (t.dtype_a, t.dtype_b) == ("float32", "Q8_0")
+    assert t.max_abs_diff == pytest.approx(np.abs(weights - decoded).max())
+    assert t.cosine == pytest.approx(float(weights.ravel() @ decoded.ravel()
+                                           / np.linalg.norm(weights) / np.linalg.norm(decoded)))
+    assert [x.status for x in diff(paths["q8"], paths["q8"]).tensors] == ["identical"]

@@ -22,7 +22,7 @@ from typing import Any
 from ckptdoctor import dtypes
 from ckptdoctor.diagnostics import Diagnostic, Severity
 from ckptdoctor.errors import InputError, UsageError
-from ckptdoctor.fixing.tensor_bytes import ByteLocator, ElementWindows
+from ckptdoctor.fixing.tensor_bytes import ByteLocator, ElementWindows, value_dtype
 from ckptdoctor.rules import diff_rules as R
 from ckptdoctor.snapshot import Snapshot, TensorInfo
 
@@ -221,10 +221,11 @@ def _compare_values(td: TensorDiff, ta: TensorInfo, tb: TensorInfo, la: ByteLoca
     (cache-sized) and windows run on WORKERS threads (numpy and memcmp release the GIL).
     """
     same_dtype = ta.dtype == tb.dtype
-    work = _work_dtype(ta.dtype, tb.dtype)
+    da, db = value_dtype(ta), value_dtype(tb)
+    work = _work_dtype(da, db)
     n = ta.numel
-    step = CHUNK_ELEMS or max(1, CHUNK_BYTES // max(dtypes.itemsize(ta.dtype), dtypes.itemsize(tb.dtype)))
-    per_window = max(1, WINDOW_BYTES // (step * max(dtypes.itemsize(ta.dtype), dtypes.itemsize(tb.dtype))))
+    step = CHUNK_ELEMS or max(1, CHUNK_BYTES // max(dtypes.itemsize(da), dtypes.itemsize(db)))
+    per_window = max(1, WINDOW_BYTES // (step * max(dtypes.itemsize(da), dtypes.itemsize(db))))
     win = step * per_window
     starts = range(0, n, win)
     with ElementWindows(la, ta) as ra, ElementWindows(lb, tb) as rb:

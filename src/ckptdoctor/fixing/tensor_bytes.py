@@ -183,6 +183,12 @@ def iter_file_range(rng: FileRange, chunk_bytes: int | None = None) -> Iterator[
         os.close(fd)
 
 
+def value_dtype(t: TensorInfo) -> str:
+    """The dtype of the values ``t.read()`` gives: float32 for a block-quantized tensor (GGUF Q8_0,
+    Q4_K, ...: decoded by its reader), the stored dtype otherwise."""
+    return "float32" if t.attrs.get("quantized") and t.dtype not in dtypes.ITEMSIZE else t.dtype
+
+
 def contiguous_le(t: TensorInfo) -> Any:
     """The tensor's values as a C-contiguous, little-endian numpy array (through the reader)."""
     import numpy as np
@@ -226,7 +232,7 @@ class ElementWindows:
 
     def __init__(self, locator: ByteLocator, t: TensorInfo) -> None:
         self.tensor = t
-        self.np_dtype = dtypes.to_numpy(t.dtype).newbyteorder("<")
+        self.np_dtype = dtypes.to_numpy(value_dtype(t)).newbyteorder("<")
         self.itemsize = self.np_dtype.itemsize
         self.size = t.numel
         self._fd: int | None = None
