@@ -131,3 +131,36 @@ def test_the_guard_does_not_change_what_a_healthy_file_reads(tmp_path: Path,
     assert [(t.name, t.shape, t.dtype) for t in guarded.tensors] == \
            [(t.name, t.shape, t.dtype) for t in unguarded.tensors]
     assert len(guarded.tensors) == 6 and not guarded.diagnostics
+
+
+def test_interrupting_the_wait_kills_the_child() -> None:
+    import signal
+
+    def forever() -> None:
+        while True:
+            pass
+
+    children_before = set(_children())
+    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rehearse(forever, "x.h5", limit=60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert set(_children()) == children_before  # killed and reaped: not running, not a zombie
+
+
+def _children() -> list[int]:
+    me = os.getpid()
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if int(fh.read().rsplit(")", 1)[1].split()[1]) == me:
+                        out.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return out

@@ -90,6 +90,9 @@ def rehearse(work: Callable[[], object], path: str, limit: float) -> None:
     os.close(write_end)
     try:
         status = _wait(pid, read_end, limit)
+    except BaseException:  # Ctrl-C while waiting: no child may outlive us
+        _kill(pid)
+        raise
     finally:
         os.close(read_end)
     if status is None:
@@ -136,6 +139,13 @@ def _wait(pid: int, read_end: int, limit: float) -> int | None:
             os.read(read_end, 16)
             return os.waitpid(pid, 0)[1]
         if left <= 0:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            _kill(pid)
             return None
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
