@@ -7,6 +7,7 @@ import sys
 from ckptdoctor.commands.common import (
     add_fail_on_argument,
     add_format_argument,
+    add_model_arguments,
     exit_code,
     handle_errors,
     write_json,
@@ -19,12 +20,7 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="The checkpoint file, or a Hugging Face style model folder.")
-    parser.add_argument("--model", dest="target", required=True, metavar="TARGET",
-                        help="The model's code: 'package.module:callable' or 'path/to/file.py:callable' "
-                             "(a model class or a factory function). (required)")
-    parser.add_argument("--model-args", default=None, metavar="JSON",
-                        help='Arguments for TARGET: a JSON object (keywords) or array (positional), e.g. '
-                             '\'{"vocab_size": 1000}\'.')
+    add_model_arguments(parser)
     parser.add_argument("--key", default=None, metavar="KEY",
                         help="For a training checkpoint, the entry that holds the state_dict (default: found "
                              "automatically).")

@@ -33,6 +33,16 @@ def add_format_argument(parser: argparse.ArgumentParser, *choices: str) -> None:
                         help="Output format. (default: text)")
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, builds: str = "builds the model") -> None:
+    """``--model TARGET`` (required, as ``args.target``) and ``--model-args JSON``: the user's model code."""
+    parser.add_argument("--model", dest="target", required=True, metavar="TARGET",
+                        help=f"The code that {builds}: 'package.module:callable' or 'path/to/file.py:callable' "
+                             "(a model class or a factory function). (required)")
+    parser.add_argument("--model-args", default=None, metavar="JSON",
+                        help="Arguments for TARGET: a JSON object (keywords) or array (positional), e.g. "
+                             "'{\"vocab_size\": 1000}'.")
+
+
 def add_fail_on_argument(parser: argparse.ArgumentParser, default: str | None = FAIL_ON_DEFAULT) -> None:
     """``--fail-on {error,warning,info}``, stored as ``args.fail_on``. ``default=None`` lets a command tell
     whether the option was given; it then applies FAIL_ON_DEFAULT itself."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ckptdoctor.commands.common import add_format_argument, handle_errors, write_json
+from ckptdoctor.commands.common import add_format_argument, add_model_arguments, handle_errors, write_json
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,11 +15,7 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="The checkpoint to fix (never modified: the fixed copy goes to -o).")
-    parser.add_argument("--model", dest="target", required=True, metavar="TARGET",
-                        help="The model's code: 'package.module:callable' or 'path/to/file.py:callable'. "
-                             "(required)")
-    parser.add_argument("--model-args", default=None, metavar="JSON",
-                        help="Arguments for TARGET as a JSON object or array.")
+    add_model_arguments(parser)
     parser.add_argument("-o", "--output", dest="out", default=None, metavar="PATH",
                         help="The fixed file: .safetensors, or .pt/.pth/.bin/.ckpt for a torch zip checkpoint "
                              "(PyTorch model); .weights.h5 (Keras model).")

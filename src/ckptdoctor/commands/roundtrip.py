@@ -7,6 +7,7 @@ import sys
 from ckptdoctor.commands.common import (
     add_fail_on_argument,
     add_format_argument,
+    add_model_arguments,
     exit_code,
     handle_errors,
     write_json,
@@ -19,11 +20,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", dest="target", required=True, metavar="TARGET",
-                        help="package.module:callable or path/to/file.py:callable that builds (or loads) the "
-                             "model. (required)")
-    parser.add_argument("--model-args", default=None, metavar="JSON",
-                        help="Arguments for TARGET: a JSON object or array.")
+    add_model_arguments(parser, "builds (or loads) the model")
     parser.add_argument("--save-as", choices=list(SAVE_METHODS), default=None,
                         help="Save method (default: torch state_dict, or .keras for Keras).")
     parser.add_argument("--rebuild", default=None, metavar="TARGET",
