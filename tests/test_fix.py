@@ -23,6 +23,9 @@ NETS = textwrap.dedent('''
     import torch
     import torch.nn as nn
 
+    # the source article's Example 2 classes, as the demo ships them
+    from ckptdoctor.demo.scripts.example2_torch import ChatbotModel, ChatbotModel_No_Custom_Layer, CustomLinear
+
 
     class Net(nn.Module):
         def __init__(self, vocab=30, dim=8, hidden=6, out=4):
@@ -63,42 +66,6 @@ NETS = textwrap.dedent('''
 
         def forward(self, x):
             return self.out(self.emb(x))
-
-
-    class CustomLinear(nn.Module):
-        def __init__(self, in_features, out_features):
-            super().__init__()
-            self.weight = nn.Parameter(torch.randn(out_features, in_features))
-            self.bias = nn.Parameter(torch.randn(out_features))
-
-        def forward(self, x):
-            return torch.matmul(x, self.weight.t()) + self.bias
-
-
-    # The source article's Example 2, verbatim in structure (smaller sizes)
-    class ChatbotModel(nn.Module):
-        def __init__(self, vocab_size=100, embedding_dim=16, hidden_size=12):
-            super().__init__()
-            self.embedding = nn.Embedding(vocab_size, embedding_dim)
-            self.lstm = nn.LSTM(embedding_dim, hidden_size)
-            self.custom_linear = CustomLinear(hidden_size, 2)
-            self.fc = nn.Linear(hidden_size, 2)
-
-        def forward(self, x):
-            lstm_out, _ = self.lstm(self.embedding(x))
-            return self.custom_linear(lstm_out[:, -1, :])
-
-
-    class ChatbotModel_No_Custom_Layer(nn.Module):
-        def __init__(self, vocab_size=100, embedding_dim=16, hidden_size=12):
-            super().__init__()
-            self.embedding = nn.Embedding(vocab_size, embedding_dim)
-            self.lstm = nn.LSTM(embedding_dim, hidden_size)
-            self.fc = nn.Linear(hidden_size, 2)
-
-        def forward(self, x):
-            lstm_out, _ = self.lstm(self.embedding(x))
-            return self.fc(lstm_out[:, -1, :])
 
 
     class Port(nn.Module):
