@@ -86,12 +86,13 @@ def _read_saved_model_pb(snap: Snapshot, path: str) -> None:
             if os.fstat(fh.fileno()).st_size == 0:
                 raise InputError(F.EMPTY_FILE.code, "saved_model.pb is empty (0 bytes)", path,
                                  "save the model again")
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                view = memoryview(mm)
-                try:
+            mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+            try:
+                with memoryview(mm) as view:
                     _walk_saved_model(view, info)
-                finally:
-                    view.release()
+            finally:
+                with contextlib.suppress(BufferError):  # slices live on in a parse error's traceback: GC closes it
+                    mm.close()
     except pw.ProtoError as exc:
         raise InputError(F.CORRUPT_HEADER.code, f"saved_model.pb is not a valid SavedModel proto ({exc})", path,
                          "save or copy the SavedModel folder again") from None
