@@ -131,24 +131,57 @@ def test_keras_hdf5_mutations(tmp_path: Path, suffix: str, monkeypatch: pytest.M
     assert "refused" in outcomes and "ok" in outcomes
 
 
+def _folder_outcomes(tmp_path: Path, src: Path, member: str, count: int, seed: int) -> list[str]:
+    """Like _outcomes, for one member of a checkpoint folder: each mutant is a copy of the folder."""
+    import shutil
+
+    data = (src / member).read_bytes()
+    outcomes = []
+    for n, mutant in enumerate(_mutants(data, 0, len(data), count, seed=seed)):
+        work = tmp_path / f"m{n}"
+        shutil.copytree(src, work)
+        (work / member).write_bytes(mutant)
+        outcomes.append(_read_all(work))
+        shutil.rmtree(work)
+    return outcomes
+
+
 @pytest.mark.parametrize(("folder", "member"), [("chatbot_savedmodel", "saved_model.pb"),
                                                  ("chatbot_savedmodel", "variables/variables.index"),
                                                  ("bidi_savedmodel", "keras_metadata.pb")])
 def test_tensorflow_folder_mutations(tmp_path: Path, folder: str, member: str) -> None:
     """TensorFlow SavedModel / checkpoint files (made by TF 2.21, tests/data/tf), parsed by hand-written
     protobuf and table readers: one damaged byte in a member is read or refused, never a traceback."""
-    import shutil
-
     src = Path(__file__).parent / "data" / "tf" / folder
-    data = (src / member).read_bytes()
-    outcomes = []
-    for n, mutant in enumerate(_mutants(data, 0, len(data), 150, seed=len(member))):
-        work = tmp_path / f"m{n}"
-        shutil.copytree(src, work)
-        (work / member).write_bytes(mutant)
-        outcomes.append(_read_all(work))
-        shutil.rmtree(work)
-    assert "ok" in outcomes
+    assert "ok" in _folder_outcomes(tmp_path, src, member, 150, seed=len(member))
+
+
+def test_distributed_checkpoint_metadata_mutations(tmp_path: Path) -> None:
+    """The .metadata pickle of a torch.distributed.checkpoint folder: a damaged byte can leave a valid
+    pickle of the wrong shape (found: TypeError from an Opaque where a list was expected)."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    src = tmp_path / "ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "torch.distributed is ... uninitialized": single process
+        dcp.save({k: v.clone() for k, v in _state_dict().items()}, checkpoint_id=str(src))
+    outcomes = _folder_outcomes(tmp_path, src, ".metadata", 300, seed=6)
+    assert "ok" in outcomes and "refused" in outcomes
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_mutations(tmp_path: Path, compressed: bool) -> None:
+    """np.savez / savez_compressed archives (zipfile with stored or deflated members): found a damaged
+    compression method (NotImplementedError) and a damaged deflate stream (zlib.error)."""
+    import numpy as np
+
+    src = tmp_path / "src.npz"
+    arrays = {"w": np.random.default_rng(0).standard_normal((30, 40)), "b": np.arange(100)}
+    (np.savez_compressed if compressed else np.savez)(src, **arrays)
+    outcomes = _outcomes(tmp_path, src.read_bytes(), 0, src.stat().st_size, seed=7 + compressed, suffix=".npz")
+    assert "ok" in outcomes and "refused" in outcomes
 
 
 def test_damaged_saved_model_proto_is_refused_not_a_buffer_error(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from ckptdoctor.errors import InputError
 from ckptdoctor.readers import keras_config as kc
 from ckptdoctor.readers.hdf5_guard import rehearsed
 from ckptdoctor.readers.keras_h5 import read_keras3_weights
+from ckptdoctor.readers.zip_errors import ZIP_READ_ERRORS
 from ckptdoctor.readers.zip_index import BadZip, local_payload_offset
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import Snapshot
@@ -33,7 +34,7 @@ MAX_JSON = 256 << 20  # a config larger than this is not a Keras config; never r
 def read(path: str, fmt: str = "keras-v3") -> Snapshot:
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except ZIP_READ_ERRORS as exc:
         raise InputError(F.TRUNCATED_FILE.code, f"the .keras zip archive is damaged or truncated ({exc})", path,
                          "save or download it again") from None
     with zf:
@@ -59,7 +60,7 @@ def read(path: str, fmt: str = "keras-v3") -> Snapshot:
     try:
         with opener() as f:
             read_keras3_weights(f, snap.config, opener, snap)
-    except (OSError, RuntimeError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (*ZIP_READ_ERRORS, KeyError, ValueError) as exc:
         # h5py and the zip stream on a damaged member
         raise InputError(F.CORRUPT_HEADER.code, f"{WEIGHTS} inside the archive is not valid HDF5 ({exc})",
                          path, "save or download it again") from None
@@ -82,7 +83,7 @@ def weights_crc_error(path: str) -> InputError | None:
         return InputError(F.CORRUPT_HEADER.code, f"{WEIGHTS} inside the archive fails its CRC-32 check: its "
                           f"bytes changed after saving (keras.models.load_model raises `BadZipFile: {exc}`)",
                           path, "save or download the file again")
-    except (OSError, EOFError, KeyError):
+    except (*ZIP_READ_ERRORS, KeyError):  # not a CRC problem: the caller's own error stands
         return None
     return None
 
@@ -135,7 +136,7 @@ def _member_json(zf: zipfile.ZipFile, name: str, path: str) -> Any:
     try:
         with zf.open(info) as fh:
             return json.loads(fh.read(MAX_JSON + 1))
-    except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (*ZIP_READ_ERRORS, ValueError) as exc:
         raise InputError(F.CORRUPT_HEADER.code, f"{name} in the .keras archive is unreadable ({exc})",
                          path) from None
 

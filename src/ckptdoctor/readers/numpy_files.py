@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ckptdoctor.dtypes import ITEMSIZE
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import pickle_vm
+from ckptdoctor.readers.zip_errors import ZIP_READ_ERRORS
 from ckptdoctor.readers.zip_index import BadZip, local_payload_offset
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import Snapshot, TensorInfo, numel
@@ -103,7 +104,7 @@ def read(path: str, fmt: str) -> Snapshot:
 def _read_npz(snap: Snapshot, path: str, size: int) -> None:
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (*ZIP_READ_ERRORS, ValueError) as exc:
         raise InputError(F.TRUNCATED_FILE.code, f"the zip archive is damaged or truncated ({exc})", path) from None
     with zf:
         for info in zf.infolist():
@@ -113,7 +114,7 @@ def _read_npz(snap: Snapshot, path: str, size: int) -> None:
             try:
                 with zf.open(info) as fh:
                     head = _read_head(fh)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            except (*ZIP_READ_ERRORS, ValueError) as exc:
                 raise InputError(F.TRUNCATED_FILE.code, f"cannot read {info.filename} ({exc})", path) from None
             header = parse_header(head, info.filename, path)
             if info.compress_type == zipfile.ZIP_STORED:
@@ -173,9 +174,12 @@ def _loader(path: str, header: NpyHeader, offset: int, nbytes: int, member: str 
                 return np.zeros(header.shape, dtype=npd.newbyteorder("="))
             mm = np.memmap(path, dtype=npd, mode="r", offset=offset, shape=header.shape, order=order)
             return np.array(mm, dtype=npd.newbyteorder("="))
-        with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
-            fh.read(header.header_len)
-            data = fh.read(nbytes)  # bounded by what the header promises
+        try:
+            with zipfile.ZipFile(path) as zf, zf.open(member) as fh:
+                fh.read(header.header_len)
+                data = fh.read(nbytes)  # bounded by what the header promises
+        except ZIP_READ_ERRORS as exc:
+            raise ValueError(f"{member} cannot be decompressed ({exc})") from None
         if len(data) != nbytes:
             raise ValueError(f"{member} holds {len(data)} bytes, expected {nbytes}")
         arr = np.frombuffer(data, dtype=npd).reshape(header.shape, order=order)
@@ -205,7 +209,7 @@ def _scan_object_pickle(snap: Snapshot, report: dict[str, Any], path: str, offse
     except pickle_vm.PickleError as exc:
         report["pickle"] = f"unreadable ({exc})"
         return
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except ZIP_READ_ERRORS as exc:
         report["pickle"] = f"unreadable ({exc})"
         return
     report["pickle"] = f"protocol {result.protocol}"

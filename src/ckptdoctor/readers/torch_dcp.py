@@ -70,7 +70,12 @@ def read(path: str, fmt: str) -> Snapshot:
         raise InputError(code, f".metadata: {exc}", meta_path,
                          "the DCP index is damaged: copy the checkpoint folder again") from None
     snap = Snapshot(path=folder, format=fmt, framework="pytorch")
-    _DcpFolder(folder, meta_path, size, snap).fill(result)
+    try:
+        _DcpFolder(folder, meta_path, size, snap).fill(result)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError) as exc:
+        # a valid pickle of the wrong shape: a damaged byte turned a field into something else
+        raise InputError(F.CORRUPT_HEADER.code, f".metadata does not hold a DCP Metadata structure ({exc})",
+                         meta_path, "the DCP index is damaged: copy the checkpoint folder again") from None
     return snap
 
 

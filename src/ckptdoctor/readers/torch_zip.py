@@ -109,15 +109,15 @@ class ZipArchive:
 
         def load_compressed() -> np.ndarray:
             import zipfile
-            import zlib
 
             import numpy as np
+
+            from ckptdoctor.readers.zip_errors import ZIP_READ_ERRORS
 
             try:
                 with zipfile.ZipFile(path) as zf, zf.open(info.filename) as fh:
                     data = fh.read(nbytes)  # bounded: never more than the tensors need
-            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, KeyError, EOFError, OSError,
-                    zlib.error) as exc:  # what zipfile raises for damaged or unsupported members
+            except (*ZIP_READ_ERRORS, KeyError) as exc:
                 raise InputError(F.CORRUPT_HEADER.code, f"cannot read storage {info.filename!r}: {exc}",
                                  path) from None
             return np.frombuffer(data, dtype=np.uint8)
