@@ -164,3 +164,18 @@ def _children() -> list[int]:
             except (OSError, ValueError, IndexError):
                 continue
     return out
+
+
+@pytest.mark.parametrize(("platform", "setting", "expected"), [
+    ("linux", None, 30.0), ("linux", "5", 5.0), ("linux", "0", 0.0), ("linux", "soon", 30.0),
+    ("darwin", None, 0.0), ("darwin", "5", 5.0)])
+def test_rehearsal_is_on_by_default_on_linux_only(monkeypatch: pytest.MonkeyPatch, platform: str,
+                                                  setting: str | None, expected: float) -> None:
+    from ckptdoctor.readers import hdf5_guard
+
+    monkeypatch.setattr(hdf5_guard.sys, "platform", platform)
+    if setting is None:
+        monkeypatch.delenv("CKPTDOCTOR_HDF5_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("CKPTDOCTOR_HDF5_TIMEOUT", setting)
+    assert hdf5_guard.timeout_seconds() == expected

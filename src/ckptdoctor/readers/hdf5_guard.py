@@ -8,9 +8,11 @@ decorated with ``@rehearsed`` runs twice: first in a forked child that does exac
 touches every dataset's storage; then, only if the child exited normally in time, in this process.
 A crash or a timeout becomes one F107 line instead of a dead or stuck process.
 
-The rehearsal costs one fork plus one more metadata walk (milliseconds for model files). It needs
-``os.fork``: on platforms without it the reader runs unguarded. ``CKPTDOCTOR_HDF5_TIMEOUT`` sets the
-time the child may take (seconds, default 30); ``0`` turns the rehearsal off.
+The rehearsal costs one fork plus one more metadata walk (milliseconds for model files). It is on by
+default on Linux only: a forked child of a process that loaded macOS system frameworks can crash by
+itself (which would be misreported as a damaged file), and Windows has no fork. ``CKPTDOCTOR_HDF5_TIMEOUT``
+sets the time the child may take (seconds, default 30; setting it also turns the rehearsal on where
+``os.fork`` exists); ``0`` turns it off.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import functools
 import os
 import select
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -34,8 +37,12 @@ _inside_rehearsal = False
 
 
 def timeout_seconds() -> float:
+    """The rehearsal's time limit; 0 when there is no rehearsal (see the module documentation)."""
+    setting = os.environ.get("CKPTDOCTOR_HDF5_TIMEOUT")
+    if not hasattr(os, "fork") or (setting is None and not sys.platform.startswith("linux")):
+        return 0.0
     try:
-        return max(0.0, float(os.environ.get("CKPTDOCTOR_HDF5_TIMEOUT", DEFAULT_TIMEOUT)))
+        return max(0.0, float(setting if setting is not None else DEFAULT_TIMEOUT))
     except ValueError:
         return DEFAULT_TIMEOUT
 
@@ -49,7 +56,7 @@ def rehearsed(diagnose: Callable[[str], InputError | None] | None = None
         @functools.wraps(reader)
         def wrapper(path: str, *args: Any, **kwargs: Any) -> R:
             limit = timeout_seconds()
-            if limit > 0 and hasattr(os, "fork") and not _inside_rehearsal:
+            if limit > 0 and not _inside_rehearsal:
                 try:
                     rehearse(lambda: touch_storage(reader(path, *args, **kwargs)), path, limit)
                 except InputError:
