@@ -339,3 +339,22 @@ def test_damaged_entry_name_is_reported_as_keras_loading_misses_it(tmp_path: Pat
     model = chatbot()
     with pytest.raises(ValueError, match="expected 1 variables, but received 0"):
         model.load_weights(path)
+
+
+def test_damaged_class_name_in_config_predicts_load_model_failure(tmp_path: Path) -> None:
+    src = tmp_path / "model.h5"
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(src)
+    data = src.read_bytes()
+    at = data.index(b"GlorotUniform")
+    path = tmp_path / "damaged.h5"
+    path.write_bytes(data[:at + 1] + b"\xc9" + data[at + 2:])  # one byte of the model_config attribute
+    from ckptdoctor.inspection import inspect
+
+    (snap,) = inspect(path)
+    damaged = [d for d in snap.diagnostics if d.code == "F107"]
+    assert len(damaged) == 1 and "G\\udcc9orotUniform" in damaged[0].message  # the damaged byte, 0xc9
+    assert damaged[0].severity.name == "ERROR"
+    with pytest.raises(TypeError, match="Error when deserializing class"):
+        keras.models.load_model(path)
+    (clean,) = inspect(src)
+    assert not [d for d in clean.diagnostics if d.code == "F107"]

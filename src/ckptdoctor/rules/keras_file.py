@@ -126,3 +126,23 @@ def _keras2_optimizer(snapshot: Snapshot) -> list[Diagnostic]:
         subject="training_config.optimizer_config", found=legacy, expected="learning_rate=...",
         framework_behavior=f"Keras 3 raises `ValueError: Argument(s) not recognized: {{'lr': {cfg['lr']}}}`",
         fix=f"load with compile=False, then compile again ({renamed})")]
+
+
+@snapshot_check
+def check_damaged_class_names(snapshot: Snapshot) -> list[Diagnostic]:
+    """A class name in the config that no Python code can define: its bytes were damaged (one changed
+    byte in an HDF5 string attribute or config.json), and load_model cannot rebuild that object."""
+    from ckptdoctor.rules.file_format import CORRUPT_HEADER
+
+    out: list[Diagnostic] = []
+    for cls in snapshot.classes:
+        if cls.role.startswith("keras") and not cls.name.isidentifier():
+            where = f"module {cls.module}" if cls.module else "no module"
+            out.append(CORRUPT_HEADER.diag(
+                f"the config names class {cls.name!r} ({where}), which no Python code can define: "
+                "the config is damaged", subject=cls.path, found=cls.name,
+                framework_behavior="keras.models.load_model fails: `TypeError: Error when deserializing "
+                                   "class ...` (the class cannot be found or imported)",
+                fix="save or download the file again; the weights alone may still load with "
+                    "model.load_weights into a model built in code"))
+    return out
