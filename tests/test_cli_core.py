@@ -82,6 +82,27 @@ def test_inspect_json_imports_neither_click_nor_typing(tmp_path: Path) -> None:
     assert not {m for m in loaded if m.split(".")[0] in ("torch", "keras", "tensorflow")}
 
 
+def test_dataclasses_on_the_inspect_path_have_docstrings(tmp_path: Path) -> None:
+    """Without a docstring, @dataclass builds one from inspect.signature() while the module is imported:
+    start-up time on every run."""
+    import dataclasses
+    import importlib
+
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "small.pt"
+    torch.save({"w": torch.zeros(3)}, path)
+    loaded, _ = _cli_modules_after("inspect", "--format", "json", str(path))
+    ours = sorted(m for m in loaded if m.startswith("ckptdoctor"))
+    assert "ckptdoctor.snapshot" in ours
+    undocumented = []
+    for name in ours:
+        for obj in vars(importlib.import_module(name)).values():
+            if (isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == name
+                    and obj.__dict__.get("__doc__", "").startswith(obj.__name__ + "(")):
+                undocumented.append(f"{name}.{obj.__name__}")
+    assert not undocumented
+
+
 def test_unknown_command_is_a_usage_error() -> None:
     proc = subprocess.run([sys.executable, "-m", "ckptdoctor", "no-such-command"], capture_output=True, text=True)
     assert proc.returncode == 2

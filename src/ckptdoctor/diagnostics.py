@@ -45,6 +45,11 @@ class Fix:
 
 @dataclass
 class Diagnostic:
+    """One finding: what was expected and found, what the framework will do, and the fix.
+
+    (Every dataclass here has a docstring: without one, ``@dataclass`` computes ``inspect.signature``
+    at import time to make one, which costs start-up time.)"""
+
     code: str
     name: str
     severity: Severity

@@ -240,6 +240,8 @@ KERAS_ROLES = {"keras-layer", "keras-model", "keras-object"}
 
 @dataclass(frozen=True)
 class KerasClass:
+    """A class a Keras config names, and where in the config."""
+
     name: str
     module: str | None
     registered_name: str | None

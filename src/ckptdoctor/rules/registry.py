@@ -32,6 +32,8 @@ FAMILIES = {
 
 @dataclass(frozen=True)
 class Rule:
+    """A diagnostic code with its documentation (what ``ckptdoctor explain CODE`` prints)."""
+
     code: str
     name: str
     severity: Severity
