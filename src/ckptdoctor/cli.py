@@ -113,11 +113,9 @@ def _load(name: str) -> ModuleType | None:
 
 def _description(module: ModuleType) -> str:
     """The docstring of the command's run(), dedented; its line breaks are kept (examples blocks)."""
-    import textwrap
+    import inspect  # already loaded by dataclasses; textwrap would be one more import per run
 
-    doc = (getattr(module.run, "__doc__", None) or "").strip()
-    first, _, rest = doc.partition("\n")
-    return (first + "\n" + textwrap.dedent(rest)).strip()
+    return inspect.cleandoc(getattr(module.run, "__doc__", None) or "")
 
 
 def _terminal_columns() -> int:
