@@ -99,7 +99,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1, proc.stderr
         assert lines[0].startswith(f"error[{code}]: "), lines[0]
-        assert proc.stdout == ""
+        if fmt == "text":
+            assert proc.stdout == ""
+        else:  # a pipeline still gets a document: the error as an F diagnostic
+            doc = json.loads(proc.stdout)
+            assert doc["error"]["kind"] == "input" and doc["error"]["code"] == code
+            assert [d["code"] for d in doc["diagnostics"]] == [code]
+            assert doc["diagnostics"][0]["severity"] == "error"
+            assert doc["summary"]["error"] == 1
+            assert doc["error"]["message"] in lines[0]
 
 
 def test_absurd_header_length_is_refused_before_reading(tmp_path: Path) -> None:

@@ -84,6 +84,32 @@ def test_sarif_is_structurally_valid(article):
     assert a102["name"] == "unexpected-tensor" and "What the framework does" in a102["fullDescription"]["text"]
 
 
+def test_input_error_still_gives_a_parseable_sarif_log(tmp_path):
+    """Code scanning gets a failed invocation with the F code, not an empty stdout it cannot parse."""
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    res = run(empty, "--model", f"{TORCH_T}:ChatbotModel_No_Custom_Layer", "--model-args", ARGS, "--format", "sarif")
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error[F102]: ") and len(res.stderr.splitlines()) == 1
+    run0 = json.loads(res.stdout)["runs"][0]
+    invocation = run0["invocations"][0]
+    assert invocation["executionSuccessful"] is False and invocation["exitCode"] == 2
+    assert invocation["toolExecutionNotifications"][0]["descriptor"]["id"] == "F102"
+    assert [r["ruleId"] for r in run0["results"]] == ["F102"]
+    assert run0["tool"]["driver"]["rules"][0]["name"] == "empty-file"
+    assert run0["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == str(empty)
+
+
+def test_usage_error_with_json_gives_an_error_object(article, tmp_path):
+    res = run(article, "--model", f"{tmp_path / 'absent.py'}:Net", "--format", "json")
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: --model") and len(res.stderr.splitlines()) == 1
+    doc = json.loads(res.stdout)
+    assert doc["error"]["kind"] == "usage" and doc["error"]["code"] is None
+    assert "absent.py" in doc["error"]["message"]
+    assert doc["diagnostics"] == [] and doc["summary"]["error"] == 0
+
+
 def test_fail_on_threshold(tmp_path):
     import torch
 

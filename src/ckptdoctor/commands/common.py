@@ -71,15 +71,31 @@ def handle_errors(func: Command) -> Command:
             return func(args)
         except InputError as exc:
             echo_err(exc.one_line())
+            _error_document(args, exc, "input", command)
             sys.exit(EXIT_USAGE)
         except UsageError as exc:
             echo_err(f"error: {exc}")
+            _error_document(args, exc, "usage", command)
             sys.exit(EXIT_USAGE)
         except KeyboardInterrupt:
             echo_err("interrupted")
             sys.exit(130)
 
+    command = func.__module__.rsplit(".", 1)[-1]
     return wrapper
+
+
+def _error_document(args: argparse.Namespace, exc: Exception, kind: str, command: str) -> None:
+    """With --format json or sarif, stdout still gets a document a pipeline can parse (the error in it)."""
+    fmt = getattr(args, "fmt", "text")
+    if fmt == "json":
+        from ckptdoctor.report.error_report import error_json
+
+        write_json(error_json(exc, kind))
+    elif fmt == "sarif":
+        from ckptdoctor.report.error_report import error_sarif
+
+        write_json(error_sarif(exc, kind, command))
 
 
 def json_indent() -> int | None:

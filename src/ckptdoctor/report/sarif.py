@@ -52,7 +52,8 @@ def sarif_log(diagnostics: Iterable[Diagnostic], artifact: str, *, command: str 
             "message": {"text": text},
             "locations": [{
                 "physicalLocation": {"artifactLocation": {"uri": d.path or artifact}},
-                **({"logicalLocations": [{"fullyQualifiedName": d.subject, "kind": "member"}]} if d.subject else {}),
+                **({"logicalLocations": [{"fullyQualifiedName": d.subject, "kind": "member"}]}
+                   if d.subject and d.subject != (d.path or artifact) else {}),
             }],
             "properties": {k: v for k, v in d.to_json().items()
                            if k in ("name", "expected", "found", "framework_behavior", "fix", "fix_plan")},
