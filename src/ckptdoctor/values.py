@@ -49,3 +49,19 @@ def tensor_stats(tensor: TensorInfo) -> TensorStats:
         return TensorStats(None, None, None, None, nan, inf, zeros)
     return TensorStats(float(finite.min()), float(finite.max()), float(finite.mean()), float(finite.std()),
                        nan, inf, zeros)
+
+
+def combined_stats(parts: list[tuple[TensorStats, int]]) -> TensorStats:
+    """The statistics of several tensors taken together, from each one's stats and element count: exactly
+    what ``tensor_stats`` gives for their concatenation (population std over the finite values)."""
+    nan = sum(s.nan for s, _ in parts)
+    inf = sum(s.inf for s, _ in parts)
+    zeros = sum(s.zeros for s, _ in parts)
+    finite = [(s, numel - s.nan - s.inf) for s, numel in parts if s.mean is not None]
+    total = sum(n for _, n in finite)
+    if not finite or total <= 0:
+        return TensorStats(None, None, None, None, nan, inf, zeros)
+    mean = sum(s.mean * n for s, n in finite) / total  # type: ignore[operator]
+    var = sum(n * (s.std ** 2 + (s.mean - mean) ** 2) for s, n in finite) / total  # type: ignore[operator]
+    return TensorStats(min(s.min for s, _ in finite), max(s.max for s, _ in finite),  # type: ignore[type-var]
+                       mean, var ** 0.5, nan, inf, zeros)

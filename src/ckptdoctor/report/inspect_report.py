@@ -99,7 +99,7 @@ def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, 
                        f"{sum(t.numel for t in tensors):,}",
                        human_bytes(sum(t.nbytes for t in tensors))]
                 if stats:
-                    row.extend(_stat_cells([stats.get((snap.path, t.name)) for t in tensors]))
+                    row.extend(_stat_cells([(stats.get((snap.path, t.name)), t.numel) for t in tensors]))
                 table.add_row(*row)
             out.print(table)
         if snap.structure is not None and not isinstance(snap.structure, str):
@@ -141,18 +141,19 @@ def _shapes(tensors: list[TensorInfo], limit: int = 6) -> str:
 
 
 def _shape(t: TensorInfo) -> str:
-    return "(" + ", ".join(str(d) for d in t.shape) + ")"
+    return str(tuple(t.shape))  # Python's spelling: (512,) for one dimension, () for a scalar
 
 
-def _stat_cells(items: list[Any]) -> list[str]:
-    present = [s for s in items if s is not None]
+def _stat_cells(items: list[tuple[Any, int]]) -> list[str]:
+    """One tensor's statistics, or a layer's: its tensors' values taken together."""
+    from ckptdoctor.values import combined_stats
+
+    present = [(s, numel) for s, numel in items if s is not None]
     if not present:
         return ["-", "-"]
-    if len(present) == 1:
-        s = present[0]
-        text = "-" if s.min is None else f"{s.min:.4g} / {s.max:.4g} / {s.mean:.4g} / {s.std:.4g}"
-        return [text, f"{s.nan}/{s.inf}"]
-    return [f"{len(present)} tensors (use -v)", f"{sum(s.nan for s in present)}/{sum(s.inf for s in present)}"]
+    s = present[0][0] if len(present) == 1 else combined_stats(present)
+    text = "-" if s.min is None else f"{s.min:.4g} / {s.max:.4g} / {s.mean:.4g} / {s.std:.4g}"
+    return [text, f"{s.nan}/{s.inf}"]
 
 
 def _structure_summary(structure: Any, depth: int = 0) -> str:

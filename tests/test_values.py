@@ -1,0 +1,62 @@
+"""Value statistics: per tensor, and a layer's tensors taken together (the inspect table's group rows)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from ckptdoctor.readers import read
+from ckptdoctor.values import combined_stats, tensor_stats
+from cli_helpers import invoke
+
+
+@pytest.fixture(scope="module")
+def lstm_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(16, 32)
+    with torch.no_grad():
+        lstm.bias_hh_l0[3] = float("nan")
+        lstm.bias_ih_l0[5] = float("inf")
+        lstm.bias_ih_l0[6] = 0.0
+    path = tmp_path_factory.mktemp("values") / "lstm.pt"
+    torch.save(lstm.state_dict(), path)
+    return path
+
+
+def _torch_stats(values: torch.Tensor) -> tuple[float, float, float, float]:
+    finite = values[torch.isfinite(values)].double()
+    return finite.min().item(), finite.max().item(), finite.mean().item(), finite.std(unbiased=False).item()
+
+
+def test_combined_stats_equal_the_stats_of_the_concatenation(lstm_file: Path) -> None:
+    snap = read(lstm_file)
+    combined = combined_stats([(tensor_stats(t), t.numel) for t in snap.tensors])
+    sd = torch.load(lstm_file, weights_only=True)
+    everything = torch.cat([v.flatten() for v in sd.values()])
+    expected = _torch_stats(everything)
+    got = (combined.min, combined.max, combined.mean, combined.std)
+    assert all(math.isclose(g, e, rel_tol=1e-9, abs_tol=1e-12) for g, e in zip(got, expected, strict=True)), (got, expected)
+    assert (combined.nan, combined.inf) == (1, 1)
+    assert combined.zeros == int((everything == 0).sum())
+
+
+def test_combined_stats_of_tensors_without_finite_values() -> None:
+    from ckptdoctor.values import TensorStats
+
+    empty = TensorStats(None, None, None, None, 2, 1, 0)
+    assert combined_stats([(empty, 3)]) == TensorStats(None, None, None, None, 2, 1, 0)
+
+
+def test_inspect_values_group_row_shows_the_layers_statistics(lstm_file: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # one table row per line
+    res = invoke(["inspect", str(lstm_file), "--values"])
+    assert res.exit_code == 0, res.output
+    sd = torch.load(lstm_file, weights_only=True)
+    lo, hi, _, _ = _torch_stats(torch.cat([v.flatten() for v in sd.values()]))
+    row = next(line for line in res.stdout.splitlines() if line.startswith("(root)"))
+    assert f"{lo:.4g} / {hi:.4g} /" in row, res.stdout
+    assert row.rstrip().endswith(" 1/1")  # NaN/Inf of the layer
