@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="A model file, or a folder of them.")
     add_format_argument(parser, "text", "json")
-    parser.add_argument("--values", action="store_true", help="Add per-tensor statistics (min, max, mean, std, "
-                        "NaN/Inf), read tensor by tensor with bounded memory.")
+    parser.add_argument("--values", action="store_true", help="Add value statistics (min, max, mean, std, NaN/Inf) "
+                        "per layer, or per tensor with -v (and in JSON), read tensor by tensor with bounded memory.")
     parser.add_argument("-v", "--verbose", action="store_true", help="One line per tensor instead of per layer.")
     add_fail_on_argument(parser)
 
