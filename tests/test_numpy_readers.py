@@ -126,3 +126,98 @@ def test_real_chatbot_pickles(name: str) -> None:
     assert snap.structure == expected[:N] + ([f"… {len(expected) - N:,} more items"] if len(expected) > N else [])
     assert snap.metadata["object"] == f"list of {len(expected)} str"
     assert security.check_pickle_globals(snap) == []
+
+
+def _npy_v1(header: str, payload: bytes) -> bytes:
+    text = header + " " * (63 - len(header) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode("latin1") + payload
+
+
+def test_python2_header_is_read_like_np_load(tmp_path: Path) -> None:
+    """Python 2 wrote ``'shape': (2L, 3L)``; np.load reads it with a UserWarning, and so do we (F111)."""
+    values = np.arange(6, dtype="<f8").reshape(2, 3)
+    path = tmp_path / "py2.npy"
+    path.write_bytes(_npy_v1("{'descr': '<f8', 'fortran_order': False, 'shape': (2L, 3L), }", values.tobytes()))
+    with pytest.warns(UserWarning, match="created on Python 2"):
+        expected = np.load(path)
+    snap = read(path)
+    [t] = snap.tensors
+    assert (t.shape, t.dtype) == (expected.shape, "float64")
+    assert np.array_equal(t.read(), expected)
+    assert [d.code for d in snap.diagnostics] == ["F111"]
+    assert "created on Python 2" in snap.diagnostics[0].framework_behavior
+
+
+def test_l_suffix_in_a_version_3_header_is_refused_like_np_load(tmp_path: Path) -> None:
+    """numpy applies the Python 2 clean-up only to format versions up to 2.0."""
+    from ckptdoctor.errors import InputError
+
+    text = "{'descr': '<f8', 'fortran_order': False, 'shape': (1L,), }"
+    text += " " * (63 - (len(text) + 2) % 64) + "\n"
+    path = tmp_path / "v3.npy"
+    path.write_bytes(b"\x93NUMPY\x03\x00" + len(text).to_bytes(4, "little") + text.encode() + bytes(8))
+    with pytest.raises(ValueError):
+        np.load(path)
+    with pytest.raises(InputError) as err:
+        read(path)
+    assert err.value.code == "F107"
+
+
+def test_python2_object_arrays_are_reported(tmp_path: Path) -> None:
+    """Python 2 era object arrays say ``|O8``; np.load refuses them like any object array."""
+    payload = pickle.dumps(np.array([None, "x"], dtype=object), protocol=2)
+    path = tmp_path / "py2obj.npy"
+    path.write_bytes(_npy_v1("{'descr': '|O8', 'fortran_order': False, 'shape': (2,), }", payload))
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        np.load(path)
+    snap = read(path)
+    assert snap.tensors == []
+    assert [a["name"] for a in snap.metadata["object_arrays"]] == ["array"]
+    assert any(d.code == "S104" for d in security.check_object_arrays(snap))
+
+
+@pytest.mark.parametrize("name", ["py2-objarr.npy", "py2-objarr.npz", "win64python2.npy", "python3.npy"])
+def test_files_numpy_ships_for_its_own_tests(name: str) -> None:
+    """Real files from the installed numpy package, written by other numpy and Python versions."""
+    import warnings
+
+    path = Path(np.__file__).parent / "lib" / "tests" / "data" / name
+    if not path.exists():
+        pytest.skip(f"this numpy build does not ship {name}")
+    snap = read(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            loaded = np.load(path)
+            arrays = dict(loaded) if hasattr(loaded, "files") else {"array": loaded}
+        except ValueError as exc:  # object arrays
+            assert "allow_pickle=False" in str(exc)
+            assert snap.metadata["object_arrays"] and not snap.tensors
+            return
+    assert {t.name: t.shape for t in snap.tensors} == {k: v.shape for k, v in arrays.items()}
+    for t in snap.tensors:
+        assert np.array_equal(t.read(), arrays[t.name])
+
+
+def test_arrays_that_are_not_tensors_are_listed(tmp_path: Path) -> None:
+    """Strings, dates, records, raw bytes and long doubles: np.load reads them, torch.from_numpy refuses
+    them, and inspect says they are there (D304) instead of leaving them out silently."""
+    import torch
+
+    from ckptdoctor.inspection import inspect
+
+    side = {"vocab": np.array(["hello", "world"]), "when": np.array(["2020-01-01"], dtype="M8[D]"),
+            "rec": np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")]), "raw": np.zeros(2, dtype="V4"),
+            "f128": np.zeros(2, dtype=np.longdouble)}
+    path = tmp_path / "mixed.npz"
+    np.savez(path, w=np.ones((2, 2), np.float32), **side)
+    loaded = np.load(path)
+    for name in side:
+        assert loaded[name].shape == side[name].shape
+        with pytest.raises(TypeError, match=r"can't convert np\.ndarray"):
+            torch.from_numpy(loaded[name])
+    [snap] = inspect(path)
+    assert [t.name for t in snap.tensors] == ["w"]
+    [d] = [d for d in snap.diagnostics if d.code == "D304"]
+    assert {a["name"] for a in d.details["arrays"]} == set(side)
+    assert all(name in d.message for name in side)

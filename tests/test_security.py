@@ -149,3 +149,24 @@ def test_classify() -> None:
     assert security.is_known_safe(GlobalRef("torch._utils", "_rebuild_tensor_v2"))
     assert security.is_known_safe(GlobalRef("torch", "float8_e4m3fn"))
     assert not security.is_known_safe(GlobalRef("__main__", "Evil"))
+
+
+@pytest.mark.parametrize(("py2", "py3", "dangerous"), [
+    (("__builtin__", "reduce"), ("functools", "reduce"), True),
+    (("__builtin__", "xrange"), ("builtins", "range"), False),
+    (("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"), False),
+])
+def test_python2_names_are_judged_as_python3_loads_them(tmp_path: Path, py2: tuple[str, str],
+                                                        py3: tuple[str, str], dangerous: bool) -> None:
+    """A protocol-2 pickle from Python 2 names ``__builtin__.reduce``; pickle.load imports functools.reduce."""
+    data = f"\x80\x02c{py2[0]}\n{py2[1]}\nq\x00.".encode("latin1")
+    # the pickle only fetches the global (no call), so letting Python load it is harmless here: it
+    # shows what Python 3 really imports for the Python 2 name
+    import importlib
+
+    assert pickle.loads(data) is getattr(importlib.import_module(py3[0]), py3[1])
+    path = tmp_path / "py2.pkl"
+    path.write_bytes(data)
+    codes = {d.code for d in security.check_pickle_globals(read(path))}
+    assert ("S101" in codes) is dangerous
+    assert "S102" not in codes

@@ -38,10 +38,12 @@ class NpyHeader:
     shape: tuple[int, ...]
     header_len: int  # bytes before the data (magic + version + length field + header)
     version: tuple[int, int]
+    python2: bool = False  # the header needed numpy's Python 2 clean-up (``2L`` integer literals)
 
     @property
     def is_object(self) -> bool:
-        return isinstance(self.descr, str) and self.descr.lstrip("|<>=") == "O"
+        # "|O" today; Python 2 era files say "|O8" (or "|O4" from 32-bit builds), which numpy reads as object
+        return isinstance(self.descr, str) and self.descr.lstrip("|<>=") in ("O", "O4", "O8")
 
     @property
     def dtype(self) -> str | None:
@@ -75,16 +77,43 @@ def parse_header(head: bytes, where: str, path: str) -> NpyHeader:
         raise InputError(F.TRUNCATED_FILE.code, f"{where}: the file ends inside the .npy header", path,
                          "download or save it again")
     text = head[start:start + hlen].decode("utf-8" if major == 3 else "latin1", "replace")
+    python2 = False
     try:
         d = ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        raise InputError(F.CORRUPT_HEADER.code, f"{where}: the .npy header is not a dict literal", path) from None
+    except SyntaxError:
+        if (major, minor) > (2, 0):
+            raise _not_a_dict(where, path) from None
+        d = _python2_literal(text, where, path)  # what np.load does for these versions
+        python2 = True
+    except (ValueError, MemoryError, RecursionError):
+        raise _not_a_dict(where, path) from None
     if not isinstance(d, dict) or not {"descr", "fortran_order", "shape"} <= set(d):
         raise InputError(F.CORRUPT_HEADER.code, f"{where}: the .npy header lacks descr/fortran_order/shape", path)
     shape = d["shape"]
     if not isinstance(shape, tuple) or not all(isinstance(x, int) and x >= 0 for x in shape):
         raise InputError(F.CORRUPT_HEADER.code, f"{where}: bad shape {shape!r}", path)
-    return NpyHeader(d["descr"], bool(d["fortran_order"]), shape, start + hlen, (major, minor))
+    return NpyHeader(d["descr"], bool(d["fortran_order"]), shape, start + hlen, (major, minor), python2)
+
+
+def _not_a_dict(where: str, path: str) -> InputError:
+    return InputError(F.CORRUPT_HEADER.code, f"{where}: the .npy header is not a dict literal", path)
+
+
+def _python2_literal(text: str, where: str, path: str) -> Any:
+    """numpy's ``_filter_header``: Python 2 wrote ``'shape': (2L,)``; drop each ``L`` after a number."""
+    import io
+    import tokenize
+
+    tokens = []
+    after_number = False
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if not (after_number and token.type == tokenize.NAME and token.string == "L"):
+                tokens.append(token)
+            after_number = token.type == tokenize.NUMBER
+        return ast.literal_eval(tokenize.untokenize(tokens))
+    except (tokenize.TokenError, IndentationError, SyntaxError, ValueError, MemoryError, RecursionError):
+        raise _not_a_dict(where, path) from None
 
 
 def read(path: str, fmt: str) -> Snapshot:
@@ -142,6 +171,8 @@ def _read_head(fh: IO[bytes]) -> bytes:
 def _add_array(snap: Snapshot, name: str, header: NpyHeader, path: str, end: int | None, base: int,
                member: str | None) -> None:
     """One array: a TensorInfo for numeric dtypes, an object-array report (with its pickle walked) else."""
+    if header.python2:
+        snap.metadata.setdefault("python2_headers", []).append(name)
     if header.is_object:
         report: dict[str, Any] = {"name": name, "shape": list(header.shape)}
         _scan_object_pickle(snap, report, path, base + header.header_len, end, member, header.header_len)
@@ -224,6 +255,16 @@ def _scan_object_pickle(snap: Snapshot, report: dict[str, Any], path: str, offse
 
 
 def _finish(snap: Snapshot) -> None:
+    names = snap.metadata.get("python2_headers")
+    if names:
+        snap.diagnostics.append(F.PYTHON2_NPY_HEADER.diag(
+            f"{len(names)} array header(s) written by Python 2 ({', '.join(map(repr, names[:5]))}"
+            f"{', ...' if len(names) > 5 else ''}): numpy reads them after an extra clean-up",
+            subject=names[0], path=snap.path, found="integer literals such as 2L",
+            framework_behavior="np.load warns: UserWarning: Reading `.npy` or `.npz` file required additional "
+                               "header parsing as it was created on Python 2. Save the file again to speed up "
+                               "loading and avoid this warning.",
+            fix="load it once and save it again with np.save / np.savez"))
     if snap.metadata.get("object_arrays"):
         snap.metadata["note"] = ("object arrays are pickles: np.load refuses them unless allow_pickle=True, "
                                  "which runs whatever the pickle asks for")

@@ -275,6 +275,25 @@ NUMPY_NO_BFLOAT16 = Rule("D303", "numpy-cannot-read-dtype", Severity.INFO,
 """)
 
 
+NON_NUMERIC_ARRAY = Rule("D304", "array-not-a-tensor", Severity.INFO,
+    "A .npy/.npz array holds strings, dates, records, raw bytes or long doubles: listed, not a tensor.", """
+    ## What it means
+    numpy files often carry more than weights: a vocabulary as a `<U12` string array, timestamps as
+    `datetime64`, a structured (record) array, raw `V` bytes, or `float128`. These are not tensors a
+    framework can load into a layer, so ckptdoctor lists them here instead of in the tensor table
+    (and `diff`, `convert` and `--values` leave them out).
+
+    ## What the framework does
+    `np.load` reads them (only object arrays need `allow_pickle=True`). `torch.from_numpy` refuses
+    strings, dates and records (`TypeError: can't convert np.ndarray of type numpy.str_`), and
+    `safetensors.numpy.save_file` has no dtype for them.
+
+    ## Fix
+    Nothing to fix if the array is side data (a vocabulary, a config). If a layer needs it, store
+    numbers: token ids instead of strings, float32/float64 instead of float128.
+""")
+
+
 # -- file-only checks -----------------------------------------------------------------------------
 
 _NUMPY_MISSING = {"bfloat16", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
@@ -443,3 +462,20 @@ def check_file_vs_model_dtypes(snapshot: Snapshot, spec: ModelSpec) -> list[Diag
             severity=severity, details={"tensors": names},
         ))
     return out
+
+
+@snapshot_check
+def check_non_numeric_arrays(snapshot: Snapshot) -> list[Diagnostic]:
+    """numpy arrays that are not tensors (strings, dates, records...): say they are there."""
+    arrays = snapshot.metadata.get("unsupported_arrays") or []
+    if not arrays:
+        return []
+    listed = ", ".join(f"{a.get('name')!r} {a.get('descr')} {a.get('shape')}" for a in arrays[:6])
+    more = f" and {len(arrays) - 6} more" if len(arrays) > 6 else ""
+    return [NON_NUMERIC_ARRAY.diag(
+        f"{len(arrays)} array(s) that are not tensors: {listed}{more}",
+        subject=str(arrays[0].get("name")), path=snapshot.path, found=[str(a.get("descr")) for a in arrays],
+        framework_behavior="np.load reads them; torch.from_numpy raises `TypeError: can't convert np.ndarray of "
+                           "type numpy.str_` (numpy.datetime64, numpy.void, ...); safetensors has no dtype for them",
+        fix="nothing if they are side data (a vocabulary); store token ids or float32 if a layer needs them",
+        details={"arrays": arrays})]

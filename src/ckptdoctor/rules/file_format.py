@@ -107,3 +107,20 @@ UNREADABLE = Rule("F110", "unreadable-file", Severity.ERROR, "The file cannot be
     ## Fix
     Check the file's permissions and that it is a regular file.
 """)
+
+PYTHON2_NPY_HEADER = Rule("F111", "python2-npy-header", Severity.INFO,
+                          "A .npy header was written by Python 2; numpy reads it after a clean-up.", """
+    ## What it means
+    The array header is a Python dict literal. Python 2 spelled some integers with a trailing `L`
+    (`'shape': (2L,)`), which is not valid Python 3. ckptdoctor, like numpy, drops those `L`s for
+    format versions up to 2.0; anything else in the header must still be a plain literal.
+
+    ## What the framework does
+    `np.load` reads the array and warns: `UserWarning: Reading .npy or .npz file required additional
+    header parsing as it was created on Python 2. Save the file again to speed up loading and avoid
+    this warning.` Object arrays from that era also name Python 2 modules in their pickles.
+
+    ## Fix
+    Load the file once and save it again: `np.save(path, np.load(path))` (for `.npz`,
+    `np.savez(path, **np.load(path))`).
+""")

@@ -215,13 +215,35 @@ def _in_module(module: str, prefixes: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
+def as_loaded(g: GlobalRef) -> GlobalRef:
+    """The global Python 3 actually imports: protocol 0-2 pickles from Python 2 name ``__builtin__.xrange``
+    or ``copy_reg._reconstructor``, which ``pickle.load`` (fix_imports=True, the default) maps to
+    ``builtins.range`` and ``copyreg._reconstructor``. Judged by that name, a Python 2 spelling neither
+    hides a dangerous call nor makes a harmless one look unknown."""
+    try:
+        from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
+    except ImportError:  # pragma: no cover - CPython always has it
+        return g
+    mapped = NAME_MAPPING.get((g.module, g.name))
+    if mapped is not None:
+        return GlobalRef(*mapped)
+    module = IMPORT_MAPPING.get(g.module)
+    return GlobalRef(module, g.name) if module is not None else g
+
+
 def is_dangerous(g: GlobalRef) -> bool:
-    if _in_module(g.module, DANGEROUS_MODULES):
-        return True
-    return g.name in DANGEROUS_NAMES.get(g.module, ())
+    return any(_in_module(x.module, DANGEROUS_MODULES) or x.name in DANGEROUS_NAMES.get(x.module, ())
+               for x in {g, as_loaded(g)})
 
 
 def is_known_safe(g: GlobalRef) -> bool:
+    loaded = as_loaded(g)
+    if loaded != g and not is_dangerous(g) and _is_known_safe_name(loaded):
+        return True
+    return _is_known_safe_name(g)
+
+
+def _is_known_safe_name(g: GlobalRef) -> bool:
     q = g.qualname
     if q in _OTHER_SAFE or q in _NUMPY_SAFE:
         return True
@@ -297,11 +319,21 @@ def check_pickle_globals(snap: Snapshot) -> list[Diagnostic]:
             f"the pickle names {g.qualname}, which is not a known tensor/container rebuild function; loading "
             f"imports {g.module} and calls it",
             subject=g.qualname, found=g.qualname, path=snap.path,
-            framework_behavior=f"torch.load(weights_only=True): Unsupported global: GLOBAL {g.qualname}",
+            framework_behavior=_unknown_global_behavior(snap, g),
             fix="check what it is; save only tensors and plain data, or allowlist it if you trust the file",
             details={"count": n},
         ))
     return out
+
+
+def _unknown_global_behavior(snap: Snapshot, g: GlobalRef) -> str:
+    """What the loader a user would reach for does with this file's unknown global."""
+    if snap.format in ("npy", "npz"):
+        return (f"np.load(allow_pickle=True) imports {g.module} and calls {g.name}; with allow_pickle=False "
+                "(the default) it refuses the array")
+    if snap.format == "pickle" and snap.framework != "pytorch":
+        return f"pickle.load imports {g.module} and calls {g.name}"
+    return f"torch.load(weights_only=True): Unsupported global: GLOBAL {g.qualname}"
 
 
 @snapshot_check
