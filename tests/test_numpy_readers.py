@@ -221,3 +221,36 @@ def test_arrays_that_are_not_tensors_are_listed(tmp_path: Path) -> None:
     [d] = [d for d in snap.diagnostics if d.code == "D304"]
     assert {a["name"] for a in d.details["arrays"]} == set(side)
     assert all(name in d.message for name in side)
+
+
+def test_large_protocol0_pickle_is_recognised(tmp_path: Path) -> None:
+    """Python 2 era ``.pkl`` files are protocol 0 text: ``(dp0\\nVword0\\n...``. A large one has no STOP in
+    its first 4 KiB; it is still a pickle (what pickle.loads returns, we show)."""
+    words = {f"word{i}": i for i in range(3000)}
+    obj = {"word_to_ix": words, "emb": np.arange(12, dtype=np.float64).reshape(3, 4)}
+    data = pickle.dumps(obj, protocol=0)
+    assert data.startswith(b"(dp0\n") and b"." not in data[4096 - 64:4096]
+    path = tmp_path / "vectors.pkl"
+    path.write_bytes(data)
+    expected = pickle.loads(data)  # our own fixture
+    snap = read(path)
+    assert snap.format == "pickle"
+    [t] = snap.tensors
+    assert t.name == "emb" and np.array_equal(t.read(), expected["emb"])
+    assert list(snap.structure["word_to_ix"])[:5] == list(expected["word_to_ix"])[:5]
+
+
+@pytest.mark.parametrize("text", [
+    "computer human interface\ncomputer response survey system time user\n",  # starts with GLOBAL's 'c'
+    "(1) Introduction\n\nThis corpus holds short documents, one per line\n",  # starts with MARK '('
+])
+def test_text_that_starts_like_protocol0_is_not_a_pickle(tmp_path: Path, text: str) -> None:
+    from ckptdoctor.errors import InputError
+
+    path = tmp_path / "corpus.txt"
+    path.write_text(text * 200)
+    with pytest.raises((pickle.UnpicklingError, ImportError)):  # GLOBAL tries to import "omputer human ..."
+        pickle.loads(path.read_bytes())
+    with pytest.raises(InputError) as err:
+        read(path)
+    assert err.value.code == "F104"

@@ -165,8 +165,32 @@ def _looks_like_safetensors(head: bytes) -> bool:
 def _looks_like_pickle(head: bytes) -> bool:
     if head[:1] == b"\x80" and len(head) > 1 and 0 <= head[1] <= 5:
         return True
-    # protocol 0/1 pickles start with an opcode such as MARK '(', EMPTY_DICT '}', EMPTY_LIST ']', GLOBAL 'c'
-    return head[:1] in (b"(", b"}", b"]", b"c") and (b"." in head[-64:] or len(head) < _HEAD)
+    # protocol 0/1 pickles (Python 2 era .pkl files) start with an opcode such as MARK '(', EMPTY_DICT '}',
+    # EMPTY_LIST ']' or GLOBAL 'c'; text can start with those bytes too
+    first = head[:1]
+    if first == b"c":  # GLOBAL: "c<module>\n<name>\n", which prose ("computer human ...") is not
+        return _GLOBAL_LINES.match(head) is not None
+    if first not in (b"(", b"}", b"]"):
+        return False
+    if b"." in head[-64:] or len(head) < _HEAD:  # a STOP near the end, or the whole (small) file
+        return True
+    return _parses_to_the_cut(head)
+
+
+_GLOBAL_LINES = re.compile(rb"c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
+
+
+def _parses_to_the_cut(head: bytes) -> bool:
+    """A large pickle: its first bytes are well-formed opcodes right up to where the head was cut."""
+    from ckptdoctor.readers import pickle_vm
+
+    try:
+        pickle_vm.load(head)
+    except pickle_vm.PickleError as exc:
+        return exc.code == F.TRUNCATED_FILE.code
+    except (MemoryError, RecursionError):
+        return False
+    return True
 
 
 def is_dcp_metadata_name(name: str) -> bool:
