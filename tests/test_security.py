@@ -170,3 +170,26 @@ def test_python2_names_are_judged_as_python3_loads_them(tmp_path: Path, py2: tup
     codes = {d.code for d in security.check_pickle_globals(read(path))}
     assert ("S101" in codes) is dangerous
     assert "S102" not in codes
+
+
+def test_pickled_class_in_a_plain_pickle_quotes_what_pickle_load_raises(tmp_path: Path) -> None:
+    """A gensim-style pickle of a library object: the story is pickle.load's, not torch's weights_only."""
+    module_dir = tmp_path / "lib"
+    module_dir.mkdir()
+    (module_dir / "ckd_vanishing_lib.py").write_text("class TopicModel:\n    def __init__(self):\n        self.k = 3\n")
+    sys.path.insert(0, str(module_dir))
+    try:
+        import ckd_vanishing_lib
+
+        data = pickle.dumps(ckd_vanishing_lib.TopicModel(), protocol=2)
+    finally:
+        sys.path.remove(str(module_dir))
+        sys.modules.pop("ckd_vanishing_lib", None)
+    path = tmp_path / "topics.pkl"
+    path.write_bytes(data)
+    with pytest.raises(ModuleNotFoundError) as err:
+        pickle.loads(data)  # the module is gone: nothing of ours runs
+    snap = read(path)
+    [d] = [d for d in security.check_pickled_classes(snap) if d.code == "C201"]
+    assert f"ModuleNotFoundError: {err.value}" in d.framework_behavior
+    assert "torch" not in d.framework_behavior and "torch" not in d.fix

@@ -118,11 +118,15 @@ PICKLED_CLASS = Rule("C201", "pickled-class", Severity.INFO,
     allowed global by default`. With `weights_only=False`, a process that does not define the class
     under the same module and name fails with `AttributeError: Can't get attribute 'ChatbotModel' on
     <module '__main__'>`; one that defines a different class of that name loads it silently.
+    A plain pickle of a library object (a gensim or scikit-learn model, a tokenizer) needs that
+    library: `pickle.load` raises `ModuleNotFoundError: No module named 'gensim'` without it, and
+    `AttributeError: Can't get attribute ...` when a later version renamed or moved the class.
 
     ## Fix
     Save `model.state_dict()` and rebuild the model from code before `load_state_dict`. To load this
     file as is, import the class under the same module path and allowlist it:
-    `torch.serialization.add_safe_globals([ChatbotModel])`.
+    `torch.serialization.add_safe_globals([ChatbotModel])`. For a library object, load it where a
+    compatible version of the library is installed, or save arrays and plain values instead.
 """)
 
 # ---- lists ---------------------------------------------------------------------------------------------
@@ -419,15 +423,29 @@ def check_pickled_classes(snap: Snapshot) -> list[Diagnostic]:
         if c.role != "pickled-class" or c.builtin:
             continue
         where = "the training script's __main__" if c.module == "__main__" else f"module {c.module}"
+        behavior, fix = _pickled_class_story(snap, c.module, c.name)
         out.append(PICKLED_CLASS.diag(
             f"the file stores a {c.module}.{c.name} object at {c.path}; loading needs class {c.name} from {where}",
             subject=f"{c.module}.{c.name}", found=f"{c.module}.{c.name}", path=snap.path,
-            framework_behavior=(f"torch >= 2.6: Unsupported global: GLOBAL {c.module}.{c.name}; weights_only=False "
-                                f"in a process without it: Can't get attribute '{c.name}' on <module '{c.module}'>"),
-            fix=("save model.state_dict() instead of the object; to load this file, import the class under the "
-                 f"same name and call torch.serialization.add_safe_globals([{c.name}])"),
+            framework_behavior=behavior, fix=fix,
         ))
     return out
+
+
+def _pickled_class_story(snap: Snapshot, module: str, name: str) -> tuple[str, str]:
+    """What loading does and the fix: torch's weights_only story for torch files, plain pickle's otherwise."""
+    if snap.framework == "pytorch":
+        return ((f"torch >= 2.6: Unsupported global: GLOBAL {module}.{name}; weights_only=False in a process "
+                 f"without it: Can't get attribute '{name}' on <module '{module}'>"),
+                ("save model.state_dict() instead of the object; to load this file, import the class under the "
+                 f"same name and call torch.serialization.add_safe_globals([{name}])"))
+    top = module.split(".", 1)[0]
+    return ((f"pickle.load imports {module} and rebuilds the object; without it: ModuleNotFoundError: No module "
+             f"named '{top}', or AttributeError: Can't get attribute '{name}' on <module '{module}'> when the "
+             "class was renamed or moved"),
+            (f"load it where {module} is importable at a compatible version (with the library's own load "
+             "function, if it has one); to keep the data portable, save arrays and plain values (np.savez, JSON) "
+             "instead of the object"))
 
 
 @snapshot_check
