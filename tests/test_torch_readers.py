@@ -371,3 +371,31 @@ def test_state_dict_of_every_dtype_views_and_parameters_matches_torch(tmp_path) 
             assert t.requires_grad == ref.requires_grad and t.is_parameter == isinstance(ref, torch.nn.Parameter)
             assert t.storage_nbytes == ref.untyped_storage().nbytes(), t.name
         assert len({t.storage for t in snap.tensors if t.name in ("model.view.t", "model.tied")}) == 1
+
+
+def test_torchscript_typed_lists_are_plain_values(tmp_path: Path) -> None:
+    """TorchScript pickles typed containers through torch.jit._pickle (build_intlist, build_tensorlist,
+    restore_type_tag): they are lists, not unknown code, and tensors inside them are found."""
+    from ckptdoctor.rules import security
+
+    class WithLists(torch.nn.Module):  # attribute types are inferred by torch.jit.script from the values
+        def __init__(self) -> None:
+            super().__init__()
+            self.sample_rates = [8000, 16000]
+            self.names = {"a": 1}
+            self.kernels = [torch.ones(2), torch.arange(3.0)]
+            self.lin = torch.nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x) * self.sample_rates[0]
+
+    path = tmp_path / "lists.pt"
+    torch.jit.script(WithLists()).save(str(path))
+    loaded = torch.jit.load(str(path))
+    snap = read(path)
+    helpers = {g.qualname for g in snap.globals if g.module == "torch.jit._pickle"}
+    assert "torch.jit._pickle.build_intlist" in helpers
+    assert security.check_pickle_globals(snap) == []
+    assert snap.structure["sample_rates"] == list(loaded.sample_rates)
+    kernels = [t for t in snap.tensors if t.name.startswith("kernels")]
+    assert [k.read().tolist() for k in kernels] == [k.tolist() for k in loaded.kernels]

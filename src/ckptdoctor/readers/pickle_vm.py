@@ -1271,6 +1271,16 @@ def _rb_frozenset(args: tuple[Any, ...]) -> frozenset[Any]:
     return frozenset(_hashable(v) for v in args[0]) if args else frozenset()
 
 
+def _rb_jit_list(args: tuple[Any, ...]) -> list[Any] | None:
+    """torch.jit._pickle.build_intlist/build_tensorlist/...: TorchScript's typed lists are the list itself."""
+    return args[0] if len(args) == 1 and isinstance(args[0], list) else None
+
+
+def _rb_jit_type_tag(args: tuple[Any, ...]) -> Any:
+    """torch.jit._pickle.restore_type_tag(value, type_str) returns the value (it only notes its type)."""
+    return args[0] if len(args) == 2 and isinstance(args[0], (list, dict)) else None
+
+
 def _rb_slice(args: tuple[Any, ...]) -> slice:
     return slice(*args)
 
@@ -1444,6 +1454,8 @@ _REBUILDERS: dict[str, Callable[[tuple[Any, ...]], Any]] = {
     **{f"{mod}.scalar": _rb_np_scalar for mod in _NUMPY_MODULES},
     **{f"{mod}._frombuffer": _rb_np_frombuffer for mod in _NUMPY_MODULES},
     "numpy.dtype": _rb_np_dtype,
+    **{f"torch.jit._pickle.build_{kind}list": _rb_jit_list for kind in ("int", "double", "bool", "tensor")},
+    "torch.jit._pickle.restore_type_tag": _rb_jit_type_tag,
 }
 
 

@@ -191,6 +191,10 @@ _OTHER_SAFE = {"collections.OrderedDict", "collections.Counter", "collections.de
                "torch._tensor._rebuild_from_type_v2", "torch.storage._load_from_bytes", "torch.UntypedStorage",
                "torch.dtype", "torch.layout", "torch.memory_format", "torch.contiguous_format",
                "torch.channels_last", "torch.preserve_format",
+               # TorchScript's pickle helpers (torch/jit/_pickle.py): each returns its argument
+               "torch.jit._pickle.build_intlist", "torch.jit._pickle.build_doublelist",
+               "torch.jit._pickle.build_boollist", "torch.jit._pickle.build_tensorlist",
+               "torch.jit._pickle.build_tensor_from_id", "torch.jit._pickle.restore_type_tag",
                # torch.distributed.checkpoint .metadata: an Enum looked up by value (the DCP dataclasses
                # themselves are only instantiated from state, which S102 does not flag)
                "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING"}
