@@ -80,3 +80,26 @@ def test_cuda_saved_checkpoint_is_predicted_to_fail_on_this_cpu_machine(tmp_path
     with pytest.raises(RuntimeError, match="Attempting to deserialize object on a CUDA device"):
         torch.load(gpu, weights_only=True)
     assert torch.equal(torch.load(gpu, weights_only=True, map_location="cpu")["w"], torch.ones(3))
+
+
+def test_disjoint_views_of_one_storage_are_not_shared_weights(tmp_path: Path) -> None:
+    """torch.split pieces (or an LSTM's flattened cuDNN weights) live in one storage without overlapping:
+    safetensors' save_file writes them, so D112 (which predicts its refusal) must not fire."""
+    from safetensors.torch import save_file
+
+    whole = torch.randn(10, 4)
+    top, bottom = whole.split(5)
+    path = tmp_path / "split.pt"
+    torch.save({"top": top, "bottom": bottom, "tied_a": whole[2:4], "tied_b": whole[3:5]}, path)
+    loaded = torch.load(path, weights_only=True)
+    assert loaded["top"].untyped_storage().data_ptr() == loaded["bottom"].untyped_storage().data_ptr()
+    with pytest.raises(RuntimeError, match="share memory"):
+        save_file(loaded, str(tmp_path / "all.safetensors"))
+    save_file({k: loaded[k] for k in ("top", "bottom")}, str(tmp_path / "pieces.safetensors"))  # no error
+    groups = sorted(sorted(d.found) for d in codes(path)["D112"])
+    # safetensors' own grouping of the same tensors, for comparison
+    from safetensors.torch import _find_shared_tensors
+
+    expected = sorted(sorted(g) for g in _find_shared_tensors(loaded) if len(g) > 1)
+    assert groups == expected
+    assert all("top" not in g or "tied_a" in g for g in groups)

@@ -91,6 +91,24 @@ def _by_storage(snapshot: Snapshot) -> dict[str, list[TensorInfo]]:
     return groups
 
 
+def _overlapping(tensors: list[TensorInfo]) -> list[list[TensorInfo]]:
+    """Groups of tensors whose bytes overlap within one storage (tied weights, views of each other), found
+    the way safetensors' ``_filter_shared_not_shared`` finds them: sort by start, chain while a start falls
+    before the previous stop. Disjoint views of one storage (an LSTM's flattened cuDNN weights,
+    ``torch.split`` pieces) share nothing and are left out: save_file writes them without complaint."""
+    areas = sorted(((t.offset * (t.nbytes // t.numel if t.numel else 0),
+                     t.offset * (t.nbytes // t.numel if t.numel else 0) + t.nbytes, i) for i, t in enumerate(tensors)))
+    groups: list[list[TensorInfo]] = []
+    last_stop = -1
+    for start, stop, i in areas:
+        if groups and start < last_stop:
+            groups[-1].append(tensors[i])
+        else:
+            groups.append([tensors[i]])
+        last_stop = stop
+    return [g for g in groups if len(g) > 1]
+
+
 @snapshot_check
 def check_storage_layout(snapshot: Snapshot) -> list[Diagnostic]:
     out: list[Diagnostic] = []
@@ -117,11 +135,11 @@ def check_storage_layout(snapshot: Snapshot) -> list[Diagnostic]:
                 framework_behavior="torch.load restores the whole storage behind the view",
                 fix="save t.clone() instead of the view, or `ckptdoctor convert` to safetensors",
                 details={"storage": key, "wasted_bytes": whole - used}))
-        if len(tensors) > 1:
+        for group in _overlapping(tensors) if len(tensors) > 1 else []:
             out.append(SHARED_IN_FILE.diag(
-                f"{len(tensors)} tensors share storage {key}: {', '.join(t.name for t in tensors[:4])}"
-                + (" ..." if len(tensors) > 4 else ""),
-                subject=tensors[0].name, found=[t.name for t in tensors],
+                f"{len(group)} tensors share the same bytes of storage {key}: "
+                f"{', '.join(t.name for t in group[:4])}" + (" ..." if len(group) > 4 else ""),
+                subject=group[0].name, found=[t.name for t in group],
                 framework_behavior="torch.load keeps them shared; safetensors save_file refuses them",
                 fix="safetensors.torch.save_model(model, path) or `ckptdoctor convert` keep the alias"))
     strided = [t for t in snapshot.tensors if not t.is_contiguous]
