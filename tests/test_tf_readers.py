@@ -376,3 +376,28 @@ def test_protowire_rejects_lengths_past_the_end() -> None:
         list(pw.fields(_varint(1 << 3 | 2) + _varint(1 << 40) + b"abc"))
     with pytest.raises(pw.ProtoError):
         pw.read_varint(b"\xff" * 11, 0)
+
+
+PRE_25 = Path(__file__).parent / "data" / "pypi" / "basic_pitch_tf241"
+
+
+def test_a_real_tf_2_4_keras_savedmodel_is_rebuildable_not_configless() -> None:
+    """Basic Pitch's SavedModel (PyPI wheel, TF 2.4.1) has no keras_metadata.pb: tf.keras then kept each
+    layer's config inside saved_model.pb, and tf_keras load_model rebuilds from it (after its warning)."""
+    [snap] = inspect(PRE_25)
+    assert snap.format == "tf-savedmodel" and snap.framework_version == "2.4.1"
+    sm = snap.metadata["saved_model"]
+    assert 0 < sm["keras_inline_configs"] <= sm["keras_objects"]
+    [f401] = [d for d in snap.diagnostics if d.code == "F401"]
+    assert str(f401.severity) == "info" and "2.4.1" in f401.message
+    assert "SavedModel saved prior to TF 2.5 detected" in f401.framework_behavior
+    assert "F402" in _codes(snap)  # Keras 3 still cannot load the folder
+    kernels = [t for t in snap.tensors if str(t.attrs.get("layer", "")).startswith("conv2d")
+               and t.name.endswith("kernel/.ATTRIBUTES/VARIABLE_VALUE")]
+    assert kernels and all(len(t.shape) == 4 for t in kernels)  # Keras' HWIO conv kernels
+
+
+def test_configless_savedmodel_from_tf_saved_model_save_stays_a_warning(inspected) -> None:
+    assert inspected["bow_tfsaved"].metadata["saved_model"].get("keras_inline_configs", 0) == 0
+    [f401] = [d for d in inspected["bow_tfsaved"].diagnostics if d.code == "F401"]
+    assert str(f401.severity) == "warning"

@@ -146,8 +146,37 @@ def _walk_metagraph(view: memoryview, info: dict[str, Any]) -> None:
             for n2, _w2, v2 in pw.fields(value):
                 if n2 == 1:
                     signatures.append(pw.text(v2))
+        elif num == 7:  # SavedObjectGraph
+            _walk_object_graph(value, info)
     info["signatures"] = sorted(signatures)
     info["functions"] = sorted(functions)
+
+
+def _walk_object_graph(view: memoryview, info: dict[str, Any]) -> None:
+    """SavedObjectGraph{nodes=1 SavedObject{user_object=4 SavedUserObject{identifier=1, metadata=3}}}.
+
+    tf.keras before TF 2.5 had no keras_metadata.pb: ``model.save`` wrote each layer's config into its
+    user object's ``metadata`` here, and tf_keras ``load_model`` still rebuilds the layers from it."""
+    keras_objects = 0
+    inline_configs = 0
+    for num, _w, node in pw.fields(view):
+        if num != 1 or isinstance(node, int):
+            continue
+        for n2, _w2, kind in pw.fields(node):
+            if n2 != 4 or isinstance(kind, int):
+                continue
+            identifier, has_metadata = "", False
+            for n3, _w3, v3 in pw.fields(kind):
+                if n3 == 1 and not isinstance(v3, int):
+                    identifier = pw.text(v3)
+                elif n3 == 3 and not isinstance(v3, int) and len(v3):
+                    has_metadata = True
+            if identifier.startswith("_tf_keras_"):
+                keras_objects += 1
+                inline_configs += has_metadata
+    if keras_objects:
+        info["keras_objects"] = keras_objects
+        info["keras_inline_configs"] = inline_configs
 
 
 def _function_name(fdef: memoryview) -> list[str]:

@@ -34,8 +34,10 @@ NO_KERAS_METADATA = Rule("F401", "savedmodel-without-keras-metadata", Severity.W
     `keras_metadata.pb`, the file where tf.keras (TF >= 2.5) stores each layer's config.
 
     ## Why it happens
-    It was written by `tf.saved_model.save(model, dir)` (or by TF < 2.5), not by `model.save(dir)`.
-    The graph and the variables are there; the Keras layer classes and their configs are not.
+    It was written by `tf.saved_model.save(model, dir)`, not by `model.save(dir)`. The graph and the
+    variables are there; the Keras layer classes and their configs are not. (TF < 2.5 had no
+    `keras_metadata.pb`: its `model.save` put each layer's config inside `saved_model.pb`, which
+    ckptdoctor detects; that case is reported as info, since tf_keras can still rebuild the model.)
 
     ## What the framework does
     tf_keras `load_model(dir)` warns `SavedModel saved prior to TF 2.5 detected when loading Keras
@@ -172,13 +174,27 @@ def check_tf_files(snapshot: Snapshot) -> list[Diagnostic]:
 def _savedmodel(snapshot: Snapshot) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     has_meta = bool(snapshot.metadata.get("keras_metadata"))
-    if not has_meta:
+    saved_model = snapshot.metadata.get("saved_model") or {}
+    inline = saved_model.get("keras_inline_configs") or 0
+    if not has_meta and inline:
+        version = snapshot.framework_version or "< 2.5"
+        out.append(NO_KERAS_METADATA.diag(
+            f"no keras_metadata.pb, but {inline} Keras object(s) carry their config inside saved_model.pb "
+            f"(tf.keras model.save under TensorFlow {version}, before keras_metadata.pb existed): tf_keras can "
+            "rebuild the model",
+            severity=Severity.INFO, subject=snapshot.path, expected="keras_metadata.pb",
+            found=snapshot.metadata.get("files"),
+            framework_behavior=f"tf_keras load_model warns: {NO_METADATA_WARNING} Then it reads the layer "
+                               "configs from saved_model.pb",
+            fix="tf_keras load_model(dir) and save('model.keras') (TF >= 2.16: pip install tf_keras, "
+                "TF_USE_LEGACY_KERAS=1); Keras 3 cannot read the folder itself"))
+    elif not has_meta:
         out.append(NO_KERAS_METADATA.diag(
             "no keras_metadata.pb: saved with tf.saved_model.save (or TF < 2.5); Keras cannot rebuild it",
             subject=snapshot.path, expected="keras_metadata.pb", found=snapshot.metadata.get("files"),
             framework_behavior=f"tf_keras load_model warns: {NO_METADATA_WARNING}",
             fix="rebuild the model in code and restore the variables, or re-export with model.save('model.keras')"))
-    if has_meta or any(t.attrs.get("layer") for t in snapshot.tensors):
+    if has_meta or inline or any(t.attrs.get("layer") for t in snapshot.tensors):
         out.append(KERAS3_CANNOT_LOAD.diag(
             "a tf.keras SavedModel: Keras 3 load_model refuses this folder",
             subject=snapshot.path, found="tf-savedmodel", expected=".keras or .h5",
