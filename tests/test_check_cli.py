@@ -154,3 +154,40 @@ def test_keras_example1_cli(tmp_path):
     assert "A103" in codes and "A111" in codes
     lw = next(p for p in doc["framework_behavior"] if p["call"].endswith("keras')"))
     assert lw["outcome"] == "error" and lw["message"].startswith("A total of 2 objects could not be loaded")
+
+
+def test_model_file_inside_a_package_is_imported_as_the_package_module(tmp_path):
+    """`--model src/ckdpkg/models/net.py:Net` where net.py does `from ..layers import Block`: imported as
+    ckdpkg.models.net from src/, as the project's own code imports it (as a script it could not be)."""
+    import subprocess
+    import sys
+
+    import torch
+
+    pkg = tmp_path / "src" / "ckdpkg"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models" / "__init__.py").write_text("")
+    (pkg / "layers.py").write_text(
+        "import torch\n\nclass Block(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.lin = torch.nn.Linear(4, 4)\n")
+    (pkg / "models" / "net.py").write_text(
+        "import torch\nfrom ..layers import Block\n\nclass Net(torch.nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        self.block = Block()\n        self.head = torch.nn.Linear(4, 2)\n")
+    sys.path.insert(0, str(tmp_path / "src"))
+    try:
+        from ckdpkg.models.net import Net
+
+        torch.save(Net().state_dict(), tmp_path / "net.pt")
+        del Net
+    finally:
+        sys.path.remove(str(tmp_path / "src"))
+        for name in [m for m in sys.modules if m == "ckdpkg" or m.startswith("ckdpkg.")]:
+            del sys.modules[name]
+    target = f"{pkg / 'models' / 'net.py'}:Net"
+    proc = subprocess.run([sys.executable, "-m", "ckptdoctor", "check", str(tmp_path / "net.pt"), "--model", target,
+                           "--format", "json"], capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["summary"]["error"] == 0
+    assert not [d for d in doc["diagnostics"] if d["code"].startswith("A1")]

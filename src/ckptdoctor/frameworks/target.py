@@ -67,6 +67,9 @@ def _import_file(path: str) -> Any:
     path = os.path.abspath(path)
     if not os.path.isfile(path):
         raise UsageError(f"--model: no such file {path!r}")
+    packaged = _package_module(path)
+    if packaged is not None:
+        return packaged
     folder = os.path.dirname(path)
     if folder not in sys.path:
         sys.path.insert(0, folder)  # so the file can import its neighbours, as when run as a script
@@ -92,3 +95,28 @@ def _import_file(path: str) -> Any:
         del sys.modules[name]
         raise UsageError(f"--model: importing {path} raised {type(exc).__name__}: {exc}") from None
     return module
+
+
+def _package_module(path: str) -> Any:
+    """A file inside a package (``src/pkg/models/net.py`` beside ``__init__.py`` files) is imported as
+    ``pkg.models.net`` from the package's root, as the user's code imports it: its relative imports work,
+    and its classes carry the module name their pickles use. None when the file is not in a package (or
+    that package name already belongs to another folder), so it is imported as a plain script."""
+    folder, stem = os.path.split(os.path.splitext(path)[0])
+    parts = [stem]
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        folder, package = os.path.split(folder)
+        parts.insert(0, package)
+    if len(parts) == 1 or not all(p.isidentifier() for p in parts):
+        return None
+    name = ".".join(parts)
+    loaded = sys.modules.get(parts[0])
+    if loaded is not None and not (getattr(loaded, "__file__", "") or "").startswith(os.path.join(folder, parts[0])):
+        return None  # another package of that name is already imported
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise UsageError(f"--model: importing {path} as {name} (from {folder}) raised {type(exc).__name__}: "
+                         f"{exc}") from None
