@@ -156,9 +156,11 @@ def test_keras_example1_cli(tmp_path):
     assert lw["outcome"] == "error" and lw["message"].startswith("A total of 2 objects could not be loaded")
 
 
-def test_model_file_inside_a_package_is_imported_as_the_package_module(tmp_path):
+@pytest.mark.parametrize("models_init", [True, False], ids=["regular", "namespace-subpackage"])
+def test_model_file_inside_a_package_is_imported_as_the_package_module(tmp_path, models_init):
     """`--model src/ckdpkg/models/net.py:Net` where net.py does `from ..layers import Block`: imported as
-    ckdpkg.models.net from src/, as the project's own code imports it (as a script it could not be)."""
+    ckdpkg.models.net from src/, as the project's own code imports it (as a script it could not be).
+    models/ may lack __init__.py (a namespace subpackage, as in facenet_pytorch)."""
     import subprocess
     import sys
 
@@ -167,7 +169,8 @@ def test_model_file_inside_a_package_is_imported_as_the_package_module(tmp_path)
     pkg = tmp_path / "src" / "ckdpkg"
     (pkg / "models").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
-    (pkg / "models" / "__init__.py").write_text("")
+    if models_init:
+        (pkg / "models" / "__init__.py").write_text("")
     (pkg / "layers.py").write_text(
         "import torch\n\nclass Block(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.lin = torch.nn.Linear(4, 4)\n")

@@ -104,10 +104,19 @@ def _package_module(path: str) -> Any:
     that package name already belongs to another folder), so it is imported as a plain script."""
     folder, stem = os.path.split(os.path.splitext(path)[0])
     parts = [stem]
+    # up to two folders without __init__.py right above the file are namespace subpackages of a regular
+    # package further up (facenet_pytorch/models/ has none); then climb while __init__.py files go on
+    gaps = []
+    while not os.path.isfile(os.path.join(folder, "__init__.py")) and len(gaps) < 2:
+        folder, package = os.path.split(folder)
+        gaps.insert(0, package)
+    if not os.path.isfile(os.path.join(folder, "__init__.py")):
+        return None
+    parts = gaps + parts
     while os.path.isfile(os.path.join(folder, "__init__.py")):
         folder, package = os.path.split(folder)
         parts.insert(0, package)
-    if len(parts) == 1 or not all(p.isidentifier() for p in parts):
+    if not all(p.isidentifier() for p in parts):
         return None
     name = ".".join(parts)
     loaded = sys.modules.get(parts[0])
