@@ -399,3 +399,21 @@ def test_torchscript_typed_lists_are_plain_values(tmp_path: Path) -> None:
     assert snap.structure["sample_rates"] == list(loaded.sample_rates)
     kernels = [t for t in snap.tensors if t.name.startswith("kernels")]
     assert [k.read().tolist() for k in kernels] == [k.tolist() for k in loaded.kernels]
+
+
+def test_text_header_counts_model_parameters_apart_from_optimizer_state(tmp_path: Path) -> None:
+    """A training checkpoint's Adam moments are not parameters: the header shows what
+    sum(p.numel() for p in model.parameters()) says, and the optimizer state beside it."""
+    from cli_helpers import invoke
+
+    model = torch.nn.Sequential(torch.nn.Embedding(50, 8), torch.nn.Linear(8, 3))
+    opt = torch.optim.Adam(model.parameters())
+    model(torch.tensor([[1, 2]])).sum().backward()
+    opt.step()
+    path = tmp_path / "train.pt"
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": 1}, path)
+    params = sum(p.numel() for p in model.parameters())
+    state = sum(v.numel() for s in opt.state_dict()["state"].values() for v in s.values() if torch.is_tensor(v))
+    res = invoke(["inspect", str(path)])
+    assert res.exit_code == 0, res.output
+    assert f"parameters: {params:,} (+ {state:,} optimizer state)" in " ".join(res.stdout.split())

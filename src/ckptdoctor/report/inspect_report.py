@@ -74,7 +74,10 @@ def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, 
         out.print(f"[bold]{escape(snap.path)}[/bold]")
         out.print(f"  format: [cyan]{snap.format}[/cyan]   framework: {snap.framework}{escape(version)}   "
                   f"size: {human_bytes(snap.file_size)}")
-        out.print(f"  tensors: {len(snap.tensors)}   parameters: {snap.parameter_count:,}   "
+        optimizer = sum(t.numel for t in snap.tensors if _is_optimizer_state(t))
+        params = f"{snap.parameter_count - optimizer:,} (+ {optimizer:,} optimizer state)" if optimizer else \
+            f"{snap.parameter_count:,}"
+        out.print(f"  tensors: {len(snap.tensors)}   parameters: {params}   "
                   + "   ".join(f"{dt}: {human_bytes(n)}" for dt, n in snap.bytes_per_dtype().items()))
         for key in ("model_class", "saved_by", "keras_version", "backend", "date_saved", "layout",
                     "architectures", "model_type", "torch_dtype", "shards", "aliases"):
@@ -125,6 +128,19 @@ def _rows(tensors: list[TensorInfo], verbose: bool) -> list[tuple[str, list[Tens
     for t in tensors:
         groups.setdefault(_group_of(t), []).append(t)
     return list(groups.items())
+
+
+# the top-level key a training checkpoint keeps its optimizer under: {"optimizer": opt.state_dict(), ...}
+_OPTIMIZER_KEYS = ("optimizer", "optimizer_state", "optimizer_state_dict", "optim", "optim_state", "opt_state",
+                   "optimizers", "optimizer_states")
+
+
+def _is_optimizer_state(t: TensorInfo) -> bool:
+    """Adam moments and step counters, not the model's parameters (Keras/TF readers mark them; in a torch
+    training checkpoint they sit under an ``optimizer`` key)."""
+    if t.attrs.get("role") == "optimizer":
+        return True
+    return t.name.startswith("optim") and t.name.split(".", 1)[0] in _OPTIMIZER_KEYS
 
 
 def _group_of(t: TensorInfo) -> str:
