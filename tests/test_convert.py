@@ -262,3 +262,22 @@ def test_cli_convert_json_and_exit_codes(files: dict[str, Path], tmp_path: Path)
     assert bad.exit_code == 2 and "D552" in bad.output and "Traceback" not in bad.output
     text = invoke(["convert", str(files["zip"]), "-o", str(tmp_path / "z.safetensors")])
     assert text.exit_code == 0 and "out.weight -> emb.weight" in text.output
+
+
+def test_conjugate_view_is_written_with_its_values_not_as_an_alias(tmp_path: Path) -> None:
+    """z and z.conj() share one storage in the .pt, but they are different tensors: the conjugate is written
+    out (resolved, as torch.load gives it), never recorded as an alias of z, and diff agrees."""
+    z = torch.randn(4, dtype=torch.complex64)
+    other = torch.randn(3, dtype=torch.complex64)
+    src = tmp_path / "bits.pt"
+    torch.save({"plain": z, "conj": z.conj(), "neg": other.conj().imag}, src)
+    out = tmp_path / "bits.safetensors"
+    report = convert(src, out)
+    assert report.aliases == {}
+    loaded = torch.load(src, weights_only=True)
+    written = load_file(str(out))
+    assert set(written) == set(loaded)
+    for name, tensor in loaded.items():
+        assert torch.equal(written[name], tensor.resolve_conj().resolve_neg()), name
+    res = invoke(["diff", str(src), str(out)])
+    assert res.exit_code == 0 and "3 identical" in res.stdout

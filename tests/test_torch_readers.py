@@ -417,3 +417,46 @@ def test_text_header_counts_model_parameters_apart_from_optimizer_state(tmp_path
     res = invoke(["inspect", str(path)])
     assert res.exit_code == 0, res.output
     assert f"parameters: {params:,} (+ {state:,} optimizer state)" in " ".join(res.stdout.split())
+
+
+def test_conj_and_neg_views_read_as_torch_load_gives_them(tmp_path: Path) -> None:
+    """A conjugate (or negative) view is saved as the plain storage plus a lazy bit in the tensor metadata;
+    torch.load applies it, and so do our values."""
+    z = torch.randn(4, dtype=torch.complex64)
+    path = tmp_path / "bits.pt"
+    other = torch.randn(3, dtype=torch.complex64)  # torch cannot save a float view of z beside z itself
+    torch.save({"conj": z.conj(), "neg": other.conj().imag, "plain": z}, path)
+    loaded = torch.load(path, weights_only=True)
+    assert loaded["conj"].is_conj() and loaded["neg"].is_neg()
+    snap = read(path)
+    got = {t.name: t for t in snap.tensors}
+    for name, tensor in loaded.items():
+        assert np.array_equal(got[name].read(), tensor.resolve_conj().resolve_neg().numpy()), name
+    assert got["conj"].attrs.get("conj") and got["neg"].attrs.get("neg") and "conj" not in got["plain"].attrs
+
+
+@pytest.mark.parametrize(("layout", "parts"), [
+    ("coo", ["indices", "values"]),
+    ("csr", ["crow_indices", "col_indices", "values"]),
+    ("csc", ["ccol_indices", "row_indices", "values"]),
+])
+def test_sparse_tensors_are_listed_by_their_parts(tmp_path: Path, layout: str, parts: list[str]) -> None:
+    dense = torch.tensor([[0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])
+    sparse = {"coo": dense.to_sparse, "csr": dense.to_sparse_csr, "csc": dense.to_sparse_csc}[layout]()
+    path = tmp_path / "sparse.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Sparse CSR tensor support is in beta state"
+        torch.save({"w": sparse}, path)
+        loaded = torch.load(path, weights_only=True)["w"]
+    expected = {"indices": loaded._indices, "values": loaded._values, "crow_indices": loaded.crow_indices,
+                "col_indices": loaded.col_indices, "ccol_indices": loaded.ccol_indices,
+                "row_indices": loaded.row_indices}
+    if layout != "coo":
+        expected["values"] = loaded.values
+    snap = read(path)
+    got = {t.name: t for t in snap.tensors}
+    assert list(got) == [f"w.{p}" for p in parts]
+    for part in parts:
+        assert np.array_equal(got[f"w.{part}"].read(), expected[part]().numpy()), part
+    assert snap.structure["w"]["layout"] == f"torch.sparse_{layout}"
+    assert snap.structure["w"]["size"] == list(loaded.shape)

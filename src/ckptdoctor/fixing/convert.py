@@ -21,7 +21,7 @@ from ckptdoctor.diagnostics import Diagnostic
 from ckptdoctor.errors import InputError
 from ckptdoctor.fixing import safetensors_writer as stw
 from ckptdoctor.fixing.atomic import atomic_output, check_output_path
-from ckptdoctor.fixing.tensor_bytes import ByteLocator, iter_tensor_bytes
+from ckptdoctor.fixing.tensor_bytes import ByteLocator, has_lazy_bits, iter_tensor_bytes
 from ckptdoctor.fixing.torch_zip_writer import contiguous_strides
 from ckptdoctor.rules import diff_rules as R
 from ckptdoctor.snapshot import Snapshot, TensorInfo
@@ -202,7 +202,8 @@ def resolve_shared(selected: list[tuple[str, TensorInfo]], path: str
     storage that do not overlap are written separately, as safetensors does."""
     by_storage: dict[str, list[tuple[str, TensorInfo]]] = {}
     for name, t in selected:
-        if t.storage is not None and t.numel > 0:
+        # a conj/neg view holds other values than the storage it shares: written out, never an alias
+        if t.storage is not None and t.numel > 0 and not has_lazy_bits(t):
             by_storage.setdefault(str(t.storage), []).append((name, t))
     aliases: dict[str, str] = {}
     for group in by_storage.values():

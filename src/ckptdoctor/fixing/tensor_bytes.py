@@ -56,7 +56,7 @@ class ByteLocator:
         self._size = snapshot.file_size or _file_size(snapshot.path)
 
     def locate(self, t: TensorInfo) -> FileRange | None:
-        if not t.is_contiguous or _big_endian(self.snapshot):
+        if not t.is_contiguous or _big_endian(self.snapshot) or has_lazy_bits(t):
             return None
         size = dtypes.ITEMSIZE.get(t.dtype)
         if size is None:
@@ -106,6 +106,12 @@ class ByteLocator:
                 begin, end = info["data_offsets"]
                 self._st[name] = (data_start + int(begin), data_start + int(end))
         return self._st
+
+
+def has_lazy_bits(t: TensorInfo) -> bool:
+    """A conjugate or negative view: the file holds the plain values and torch.load applies the bit, so the
+    stored bytes are not the tensor's bytes (read it through ``t.read()``, which applies it)."""
+    return bool(t.attrs) and bool(t.attrs.get("conj") or t.attrs.get("neg"))
 
 
 def _file_size(path: str) -> int:

@@ -254,6 +254,8 @@ def tensor_info(name: str, t: TensorRef, meta: dict[str, Any], storage_bytes: St
         attrs["subclass"] = t.subclass
     if t.quantized:
         attrs["quantized"] = True
+    for bit in t.math_bits:
+        attrs[bit] = True  # values are read as torch.load gives them (resolve_conj / resolve_neg)
     if storage is not None and storage.view_of:
         attrs["storage_view_of"] = storage.view_of
     # positional: this runs once per tensor, and keyword arguments cost a third of the call
@@ -299,7 +301,12 @@ def strided_view(raw: np.ndarray, t: TensorRef, byteorder: str = "little") -> np
     base = flat.view(raw_dtype)
     view = np.lib.stride_tricks.as_strided(base[t.offset:] if n else base[:0], shape=t.shape,
                                            strides=tuple(s * itemsize for s in strides), writeable=False)
-    return np.array(view).view(dtype)
+    values = np.array(view).view(dtype)
+    if "conj" in t.math_bits:
+        values = np.conj(values)
+    if "neg" in t.math_bits:
+        values = np.negative(values)
+    return values
 
 
 def _contiguous(shape: tuple[int, ...]) -> tuple[int, ...]:

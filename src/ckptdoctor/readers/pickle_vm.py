@@ -128,6 +128,7 @@ class TensorRef(_Record):
     __slots__ = (
         "dtype",
         "is_parameter",
+        "math_bits",
         "offset",
         "quantized",
         "rebuild",
@@ -152,6 +153,9 @@ class TensorRef(_Record):
         self.subclass = subclass
         self.rebuild = rebuild
         self.quantized = quantized
+        # torch's lazy "conj"/"neg" bits (tensor metadata, the 7th rebuild argument): the stored bytes are
+        # the un-conjugated, un-negated values; torch.load applies the bit when the tensor is used
+        self.math_bits: frozenset[str] = frozenset()
 
 
 class NumpyDtype(_Record):
@@ -1200,11 +1204,22 @@ def _rb_tensor_v2(args: tuple[Any, ...]) -> TensorRef:
                 if type(v) is not int:
                     break
             else:
-                return TensorRef(storage, offset, size, stride, storage.dtype, bool(requires_grad),
-                                 False, None, "_rebuild_tensor_v2")
+                t = TensorRef(storage, offset, size, stride, storage.dtype, bool(requires_grad),
+                              False, None, "_rebuild_tensor_v2")
+                if len(args) > 6:
+                    _set_math_bits(t, args[6])
+                return t
     t = _tensor_from(storage, offset, size, stride, None, "_rebuild_tensor_v2")
     t.requires_grad = bool(requires_grad)
+    if len(args) > 6:
+        _set_math_bits(t, args[6])
     return t
+
+
+def _set_math_bits(t: TensorRef, metadata: Any) -> None:
+    """``torch._utils.get_tensor_metadata``: ``{"conj": True}`` or ``{"neg": True}`` for lazy views."""
+    if type(metadata) in (dict, ODict) and metadata:
+        t.math_bits = frozenset(k for k in ("conj", "neg") if metadata.get(k) is True)
 
 
 def _rb_tensor_v3(args: tuple[Any, ...]) -> TensorRef:
@@ -1214,6 +1229,8 @@ def _rb_tensor_v3(args: tuple[Any, ...]) -> TensorRef:
         raise ValueError("unknown dtype")
     t = _tensor_from(storage, offset, size, stride, name, "_rebuild_tensor_v3")
     t.requires_grad = bool(requires_grad)
+    if len(args) > 7:
+        _set_math_bits(t, args[7])
     return t
 
 
@@ -1279,6 +1296,39 @@ def _rb_jit_list(args: tuple[Any, ...]) -> list[Any] | None:
 def _rb_jit_type_tag(args: tuple[Any, ...]) -> Any:
     """torch.jit._pickle.restore_type_tag(value, type_str) returns the value (it only notes its type)."""
     return args[0] if len(args) == 2 and isinstance(args[0], (list, dict)) else None
+
+
+def _rb_layout(args: tuple[Any, ...]) -> str | None:
+    """torch.serialization._get_layout("torch.sparse_csr"): the layout, kept as its name."""
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
+
+
+# torch._utils._rebuild_sparse_tensor(layout, data): the names of data's tensors, per layout
+_SPARSE_PARTS = {
+    "torch.sparse_coo": ("indices", "values"),
+    "torch.sparse_csr": ("crow_indices", "col_indices", "values"),
+    "torch.sparse_csc": ("ccol_indices", "row_indices", "values"),
+    "torch.sparse_bsr": ("crow_indices", "col_indices", "values"),
+    "torch.sparse_bsc": ("ccol_indices", "row_indices", "values"),
+}
+
+
+def _rb_sparse(args: tuple[Any, ...]) -> dict[str, Any] | None:
+    """A sparse tensor as its parts ({"indices": ..., "values": ...}), so each part is listed by name, plus
+    its layout and dense size."""
+    if len(args) != 2 or not isinstance(args[1], tuple):
+        return None
+    layout, data = args
+    if isinstance(layout, GlobalRef):
+        layout = layout.qualname  # torch.sparse_coo pickled as a global by older torch
+    parts = _SPARSE_PARTS.get(layout) if isinstance(layout, str) else None
+    if parts is None or len(data) <= len(parts):
+        return None
+    out: dict[str, Any] = dict(zip(parts, data, strict=False))
+    size = data[len(parts)]
+    out["layout"] = layout
+    out["size"] = list(size) if isinstance(size, tuple) else size
+    return out
 
 
 def _rb_slice(args: tuple[Any, ...]) -> slice:
@@ -1456,6 +1506,8 @@ _REBUILDERS: dict[str, Callable[[tuple[Any, ...]], Any]] = {
     "numpy.dtype": _rb_np_dtype,
     **{f"torch.jit._pickle.build_{kind}list": _rb_jit_list for kind in ("int", "double", "bool", "tensor")},
     "torch.jit._pickle.restore_type_tag": _rb_jit_type_tag,
+    "torch.serialization._get_layout": _rb_layout,
+    "torch._utils._rebuild_sparse_tensor": _rb_sparse,
 }
 
 
