@@ -227,17 +227,9 @@ def resolve_shared(selected: list[tuple[str, TensorInfo]], path: str
 
 
 def _overlapping_clusters(group: list[tuple[str, TensorInfo]]) -> list[list[tuple[str, TensorInfo]]]:
-    areas = sorted((*_byte_span(t), n, t) for n, t in group)
-    clusters: list[list[tuple[str, TensorInfo]]] = []
-    last_stop = -1
-    for start, stop, n, t in areas:
-        if clusters and start < last_stop:
-            clusters[-1].append((n, t))
-            last_stop = max(last_stop, stop)
-        else:
-            clusters.append([(n, t)])
-            last_stop = stop
-    return clusters
+    from ckptdoctor.overlaps import overlap_clusters
+
+    return overlap_clusters([(*_byte_span(t), (n, t)) for n, t in group], reach="max")
 
 
 def _is_complete(t: TensorInfo, group: list[tuple[str, TensorInfo]]) -> bool:

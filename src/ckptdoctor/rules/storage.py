@@ -92,21 +92,16 @@ def _by_storage(snapshot: Snapshot) -> dict[str, list[TensorInfo]]:
 
 
 def _overlapping(tensors: list[TensorInfo]) -> list[list[TensorInfo]]:
-    """Groups of tensors whose bytes overlap within one storage (tied weights, views of each other), found
-    the way safetensors' ``_filter_shared_not_shared`` finds them: sort by start, chain while a start falls
-    before the previous stop. Disjoint views of one storage (an LSTM's flattened cuDNN weights,
-    ``torch.split`` pieces) share nothing and are left out: save_file writes them without complaint."""
-    areas = sorted(((t.offset * (t.nbytes // t.numel if t.numel else 0),
-                     t.offset * (t.nbytes // t.numel if t.numel else 0) + t.nbytes, i) for i, t in enumerate(tensors)))
-    groups: list[list[TensorInfo]] = []
-    last_stop = -1
-    for start, stop, i in areas:
-        if groups and start < last_stop:
-            groups[-1].append(tensors[i])
-        else:
-            groups.append([tensors[i]])
-        last_stop = stop
-    return [g for g in groups if len(g) > 1]
+    """Groups of tensors whose bytes overlap within one storage (tied weights, views of each other), as
+    safetensors groups them (start, and start + numel bytes). Disjoint views of one storage (an LSTM's
+    flattened cuDNN weights, ``torch.split`` pieces) share nothing: save_file writes them without complaint."""
+    from ckptdoctor.overlaps import overlap_clusters
+
+    areas = []
+    for t in tensors:
+        start = t.offset * (t.nbytes // t.numel) if t.numel else 0
+        areas.append((start, start + t.nbytes, t))
+    return [g for g in overlap_clusters(areas) if len(g) > 1]
 
 
 @snapshot_check
