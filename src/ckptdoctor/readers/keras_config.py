@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ckptdoctor.readers.keras_names import KERAS3_LAYERS, KERAS3_OPS
 from ckptdoctor.snapshot import ClassRef
 
 # Variables of a layer in the order Keras creates them, with the config flag that must be true for
@@ -116,7 +117,36 @@ def is_builtin(class_name: str, module: Any) -> bool:
         return module == "keras" or module.startswith("keras.")
     if class_name.startswith("__"):
         return False
-    return ">" not in class_name and class_name in KERAS2_BUILTINS
+    return ">" not in class_name and (class_name in KERAS2_BUILTINS or class_name in KERAS3_LAYERS)
+
+
+def is_keras_op(class_name: str, module: Any) -> bool:
+    """A keras.ops operation recorded as a node of a functional model (``NotEqual``, ``Tanh``), in a config
+    without modules: the legacy .h5 loader cannot rebuild it (it looks names up among layers)."""
+    if isinstance(module, str):
+        return module.startswith("keras.src.ops")
+    return class_name in KERAS3_OPS and class_name not in KERAS3_LAYERS and class_name not in KERAS2_BUILTINS
+
+
+def keras_op_nodes(config: Any, path: str = "model_config") -> list[tuple[str, str, bool]]:
+    """(path, class name, also a layer name) of every keras.ops node in a config without modules.
+
+    An op node's config is only ``{"name": ...}`` (plus the op's arguments); a layer's always has
+    ``trainable``, so ``Add`` from ``keras.ops.add(x, 1.0)`` is told apart from an ``Add`` layer."""
+    found: list[tuple[str, str, bool]] = []
+    stack: list[tuple[Any, str]] = [(config, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            name, cfg = node.get("class_name"), node.get("config")
+            if (isinstance(name, str) and name in KERAS3_OPS and isinstance(cfg, dict) and "trainable" not in cfg
+                    and not isinstance(node.get("module"), str)):
+                found.append((f"{where}[{cfg.get('name', name)}]", name,
+                              name in KERAS3_LAYERS or name in KERAS2_BUILTINS))
+            stack.extend((v, f"{where}.{k}") for k, v in node.items() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, where) for v in node if isinstance(v, (dict, list)))
+    return sorted(found)
 
 
 def model_layers(node: dict[str, Any]) -> list[dict[str, Any]] | None:

@@ -274,13 +274,17 @@ def walk_keras_config(node: Any, path: str = "") -> Iterator[KerasClass]:
 
 def _custom_classes(snapshot: Snapshot) -> list[KerasClass]:
     refs: list[ClassRef] = [c for c in snapshot.classes if c.role in KERAS_ROLES]
-    if refs:
-        return [KerasClass(c.name, c.module, c.registered_name, c.path) for c in refs if not c.builtin]
-    if not snapshot.config:
+    if not refs and not snapshot.config:
         return []
+    from ckptdoctor.readers.keras_config import is_keras_op  # only for Keras files: keeps inspect's start-up
+
+    if refs:  # keras.ops nodes are not custom code: F204 explains them
+        return [KerasClass(c.name, c.module, c.registered_name, c.path) for c in refs
+                if not c.builtin and not is_keras_op(c.name, c.module)]
     out = []
     for cls in walk_keras_config(snapshot.config):
-        legacy_custom = cls.module is None and cls.registered_name is None and not _is_legacy_builtin(cls.name)
+        legacy_custom = (cls.module is None and cls.registered_name is None and not _is_legacy_builtin(cls.name)
+                         and not is_keras_op(cls.name, None))
         if (cls.module is not None and not _is_builtin_module(cls.module)) or legacy_custom or (
                 cls.registered_name and cls.registered_name != cls.name and ">" in cls.registered_name):
             out.append(cls)

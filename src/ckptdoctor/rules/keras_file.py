@@ -81,6 +81,66 @@ KERAS2_OPTIMIZER_ARGS = Rule("F203", "keras2-optimizer-arguments", Severity.WARN
     again with `SGD(learning_rate=0.01, momentum=0.9, nesterov=True)` and re-save as `.keras`.
 """)
 
+KERAS_OP_IN_H5 = Rule("F205", "keras-op-in-legacy-h5", Severity.ERROR,
+    "The .h5 model config holds a keras.ops operation node, which load_model cannot rebuild from .h5.", """
+    ## What it means
+    A Keras 3 functional model records every `keras.ops` call in its graph as an operation node:
+    `Embedding(mask_zero=True)` adds a `NotEqual` node that computes the mask, and `keras.ops.tanh(x)`
+    between layers adds a `Tanh` node. The native `.keras` format stores each node's module
+    (`keras.src.ops.numpy`); the legacy `.h5` format stores only the class name.
+
+    ## Why it happens
+    `model.save("model.h5")` in Keras 3 writes the node anyway (with a warning that `.h5` is legacy),
+    but the `.h5` loader looks class names up among layers only.
+
+    ## What the framework does
+    `keras.models.load_model("model.h5")` raises `ValueError: Unknown layer: 'NotEqual'. Please ensure
+    you are using a keras.utils.custom_object_scope ...`, which reads like a custom-layer problem but
+    is not one. `model.load_weights("model.h5")` into the same model built in code still works.
+
+    ## Example
+    ```python
+    x = keras.layers.Embedding(1000, 64, mask_zero=True)(inputs)
+    x = keras.layers.LSTM(128)(x)
+    model = keras.Model(inputs, keras.layers.Dense(10)(x))
+    model.save("chatbot.h5")           # loads back: ValueError: Unknown layer: 'NotEqual'
+    ```
+
+    ## Fix
+    Save in the native format: `model.save("chatbot.keras")`. For this file, build the model in code
+    and call `model.load_weights("chatbot.h5")`, then save it as `.keras`.
+""")
+
+
+@snapshot_check
+def check_keras_ops_in_h5(snapshot: Snapshot) -> list[Diagnostic]:
+    """keras.ops nodes (NotEqual from a mask, Tanh from keras.ops.tanh) in a legacy .h5 config."""
+    if snapshot.format != "keras-h5" or snapshot.config is None:
+        return []
+    from ckptdoctor.readers.keras_config import keras_op_nodes
+
+    nodes = keras_op_nodes(snapshot.config)
+    if not nodes:
+        return []
+    names = sorted({name for _, name, _ in nodes})
+    first_path, first, as_layer = next(((p, n, a) for p, n, a in nodes if not a), nodes[0])
+    mask = " (NotEqual: the mask of an Embedding with mask_zero=True)" if "NotEqual" in names else ""
+    if as_layer:  # every node's name is also a layer's: load_model builds that layer instead
+        behavior = (f"keras.models.load_model rebuilds {first} as the {first} *layer*: it fails (TypeError, or "
+                    "'Only input tensors may be passed as positional arguments') unless the layer's defaults "
+                    "happen to match the op")
+    else:
+        behavior = (f"keras.models.load_model raises `ValueError: Unknown layer: '{first}'` (not a custom layer "
+                    "problem)")
+    return [KERAS_OP_IN_H5.diag(
+        f"the model graph holds keras.ops node(s) {', '.join(names)}{mask}: load_model cannot rebuild them "
+        "from .h5", severity=Severity.WARNING if as_layer else Severity.ERROR, subject=first_path, found=names, expected="layers only (or the .keras format)",
+        framework_behavior=behavior + "; model.load_weights into the model built in code works",
+        fix="save with model.save('model.keras'); for this file: build the model in code, "
+            "model.load_weights(path), then save as .keras",
+        details={"nodes": [p for p, _, _ in nodes]})]
+
+
 # Keras 2 optimizer argument -> what Keras 3 calls it (None: removed)
 _KERAS2_OPTIMIZER_ARGS: dict[str, str | None] = {"lr": "learning_rate", "decay": None}
 
