@@ -97,3 +97,21 @@ def test_keras_ops_nodes_in_h5_against_load_model(tmp_path: Path, case: str) -> 
     config = json.loads(h5py.File(path).attrs["model_config"])
     classes = {layer["class_name"] for layer in config["config"]["layers"]}
     assert set(d.found) <= classes
+
+
+def test_explain_unknown_layer_tells_an_op_node_from_a_custom_class(tmp_path: Path) -> None:
+    """The message load_model printed for the mask_zero chatbot .h5, pasted into explain."""
+    from ckptdoctor.catalog import explain
+
+    path = tmp_path / "chatbot.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _functional(None).save(path)
+    with pytest.raises(ValueError) as err:
+        keras.models.load_model(path)
+    [op] = explain(str(err.value)).findings
+    assert op.entry.code == "W115" and op.variables["class_name"] == "NotEqual"
+    assert "keras.ops" in op.variables["unknown_cause"] and "load_weights" in op.variables["unknown_fix"]
+    [custom] = explain("ValueError: Unknown layer: 'NoArgScale'. Please ensure you are using a "
+                       "`keras.utils.custom_object_scope` and that this object is included in the scope.").findings
+    assert "custom_object_scope({'NoArgScale': NoArgScale})" in custom.variables["unknown_fix"]

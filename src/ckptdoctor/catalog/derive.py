@@ -308,6 +308,33 @@ def keras_class(v: Vars) -> Vars:
     return {"class_short": short, "class_note": note}
 
 
+def keras_unknown(v: Vars) -> Vars:
+    """'Unknown layer: NotEqual' is usually a custom class; for a keras.ops node it is the .h5 format."""
+    from ckptdoctor.readers.keras_config import is_keras_op
+
+    kind, name = str(v.get("kind") or "<kind>"), str(v.get("class_name") or "<class_name>")
+    if kind == "layer" and is_keras_op(name, None):
+        mask = " (NotEqual: the mask of an Embedding with mask_zero=True)" if name == "NotEqual" else ""
+        return {
+            "unknown_cause": (f"'{name}' is not a custom layer: it is a keras.ops operation that Keras 3 recorded "
+                              f"as a node of the functional model{mask}. The legacy .h5 format stores no module "
+                              "for it, and the .h5 loader looks class names up among layers only."),
+            "unknown_fix": ("Save the model in the native format: model.save('model.keras'). To use this .h5, "
+                            "build the model in code and call model.load_weights('model.h5'), then save it as "
+                            ".keras. `ckptdoctor inspect model.h5` reports it as F205."),
+        }
+    docs = (" When the name is a keras.ops operation (NotEqual, Tanh), the model was saved as .h5 with an "
+            "operation node in its graph: see F205." if name == "<class_name>" else "")
+    return {
+        "unknown_cause": (f"A custom {kind} defined in the training script and not passed or registered at load "
+                          f"time.{docs}"),
+        "unknown_fix": ("Pass the class when loading:\n"
+                        f"    with keras.saving.custom_object_scope({{'{name}': {name}}}):\n"
+                        "        model = keras.models.load_model('chatbot_model.h5')\n"
+                        "or decorate it with `@keras.saving.register_keras_serializable()` and import it first."),
+    }
+
+
 HELPERS: dict[str, Callable[[Vars], Vars]] = {
     "shapes": shapes,
     "keys": keys,
@@ -320,7 +347,12 @@ HELPERS: dict[str, Callable[[Vars], Vars]] = {
     "optimizer_counts": optimizer_counts,
     "var_counts": var_counts,
     "keras_class": keras_class,
+    "keras_unknown": keras_unknown,
 }
+
+
+# helpers that give sensible text without a message's variables (the general case), for the docs page
+DOC_HELPERS = frozenset({"keras_unknown"})
 
 
 def run(names: tuple[str, ...], variables: Vars) -> Vars:

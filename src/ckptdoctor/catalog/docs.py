@@ -51,18 +51,22 @@ def _example(text: str) -> str:
 
 def documentation(e: Entry) -> str:
     """The rule's documentation page, in the project's section style."""
+    from ckptdoctor.catalog.derive import DOC_HELPERS, run
+
+    # helpers that also describe the general case fill their sentences in (others stay <placeholders>)
+    v = run(tuple(n for n in e.derive if n in DOC_HELPERS), {})
     parts = [
-        "## What it means\n" + render(e.meaning, placeholders=True),
-        "## Is it harmless?\n" + render(e.harmless, placeholders=True),
-        "## Why it happens\n" + render(e.cause, placeholders=True),
+        "## What it means\n" + render(e.meaning, v, placeholders=True),
+        "## Is it harmless?\n" + render(e.harmless, v, placeholders=True),
+        "## Why it happens\n" + render(e.cause, v, placeholders=True),
     ]
     if e.framework:
-        parts.append("## What the framework does\n" + render(e.framework, placeholders=True))
+        parts.append("## What the framework does\n" + render(e.framework, v, placeholders=True))
     example = "## Example\n" + _example(e.examples[0])
     if len(e.examples) > 1:
         example += "\n\nOther wordings:\n" + "\n\n".join(_example(x) for x in e.examples[1:])
     parts.append(example)
-    parts.append("## Fix\n" + render(e.fix, placeholders=True))
+    parts.append("## Fix\n" + render(e.fix, v, placeholders=True))
     parts.append(f"## Emitted by\n{e.library}: {e.versions}")
     related = resolve(e.related)
     if related:

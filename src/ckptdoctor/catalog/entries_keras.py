@@ -397,11 +397,8 @@ ENTRIES: list[Entry] = [
                   r"(?: class)?: '?(?P<class_name>[\w.>]+)'?\.? Please ensure",),
         meaning="The file's config uses the {kind} '{class_name}', which this process cannot find.",
         harmless="no: the model does not load.",
-        cause="A custom {kind} defined in the training script and not passed or registered at load time.",
-        fix="Pass the class when loading:\n"
-            "    with keras.saving.custom_object_scope({{'{class_name}': {class_name}}}):\n"
-            "        model = keras.models.load_model('chatbot_model.h5')\n"
-            "or decorate it with `@keras.saving.register_keras_serializable()` and import it first.",
+        cause="{unknown_cause}",
+        fix="{unknown_fix}",
         related=("unregistered-custom-class",),
         examples=("ValueError: Unknown layer: 'NoArgScale'. Please ensure you are using a "
                   "`keras.utils.custom_object_scope` and that this object is included in the scope. See "
@@ -409,6 +406,7 @@ ENTRIES: list[Entry] = [
                   "details.",
                   "ValueError: Unknown layer: CustomLayer. Please ensure this object is passed to the "
                   "`custom_objects` argument."),
+        derive=("keras_unknown",),
         subject="{class_name}",
     ),
     Entry(
