@@ -148,3 +148,45 @@ def test_undecodable_strings_in_a_keras_file_still_give_valid_utf8_output(tmp_pa
             assert "G\ufffdorotUniform" in classes, classes
         else:
             assert "dense" in out
+
+
+def _onnx_like() -> bytes:
+    """An ONNX ModelProto's opening fields, encoded by the spec: ir_version=8, producer_name, graph."""
+    graph = b"\x0a\x04Relu"  # GraphProto.node (bytes are not decoded further)
+    return b"\x08\x08" + b"\x12\x07pytorch" + b"\x1a\x032.0" + b"\x3a" + bytes([len(graph)]) + graph + b"\x42\x02\x10\x11"
+
+
+@pytest.mark.parametrize(("kind", "what"), [
+    ("gzip", "this is gzip-compressed"), ("bz2", "this is bzip2-compressed"), ("xz", "this is xz-compressed"),
+    ("tar", "a tar archive"), ("onnx", "this is an ONNX model"), ("png", "this is a PNG image"),
+])
+def test_other_well_known_formats_are_named(tmp_path: Path, kind: str, what: str) -> None:
+    """A compressed checkpoint, an archive, an exported ONNX model: one line that says what the file is."""
+    import bz2
+    import gzip
+    import lzma
+    import tarfile
+
+    ckpt = tmp_path / "model.pt"
+    torch.save({"w": torch.ones(2)}, ckpt)
+    data = ckpt.read_bytes()
+    path = tmp_path / f"model.{kind}"
+    if kind == "tar":
+        with tarfile.open(path, "w") as tar:
+            tar.add(ckpt, arcname="model.pt")
+    else:
+        path.write_bytes({"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
+                          "onnx": lambda _: _onnx_like(), "png": lambda _: b"\x89PNG\r\n\x1a\n" + bytes(64)}[kind](data))
+    proc = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(path)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error[F104]: ") and what in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_text_is_not_taken_for_onnx(tmp_path: Path) -> None:
+    path = tmp_path / "notes.bin"
+    path.write_bytes(b"\x08\x08 not a protobuf at all, just bytes that start like one" * 10)
+    proc = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(path)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 2 and "unrecognised content" in proc.stderr

@@ -87,8 +87,77 @@ def sniff(path: str) -> str:
         return "pickle"
     if len(head) >= 8 and head[8:9] == b"{":
         return "safetensors"  # a header we will reject with a precise reason
+    known = _other_format(head)
+    if known is not None:
+        what, hint = known
+        raise InputError(F.NOT_A_MODEL.code, f"this is {what}, not a checkpoint format ckptdoctor reads", path, hint)
     raise InputError(F.NOT_A_MODEL.code, f"unrecognised content (starts with {head[:16]!r})", path,
                      "formats are recognised by content: is this the file you meant?")
+
+
+_DECOMPRESS = "decompress it and inspect the result"
+# (magic, offset) -> (what the file is, what to do): files people try on model checkpoints
+_OTHER_FORMATS: list[tuple[bytes, int, str, str]] = [
+    (b"\x1f\x8b", 0, "gzip-compressed data", f"{_DECOMPRESS} (gunzip -k FILE); joblib and gensim write these"),
+    (b"BZh", 0, "bzip2-compressed data", f"{_DECOMPRESS} (bunzip2 -k FILE)"),
+    (b"\xfd7zXZ\x00", 0, "xz-compressed data", f"{_DECOMPRESS} (unxz -k FILE)"),
+    (b"\x28\xb5\x2f\xfd", 0, "zstd-compressed data", f"{_DECOMPRESS} (zstd -d FILE)"),
+    (b"\x04\x22\x4d\x18", 0, "lz4-compressed data (a joblib dump with compress='lz4'?)",
+     f"{_DECOMPRESS} (lz4 -d FILE)"),
+    (b"7z\xbc\xaf\x27\x1c", 0, "a 7-Zip archive", "extract it and inspect the model files inside"),
+    (b"ustar", 257, "a tar archive", "extract it (tar xf FILE) and inspect the model files inside"),
+    (b"TFL3", 4, "a TensorFlow Lite flatbuffer (.tflite)", "inspect the SavedModel or Keras file it was "
+     "converted from"),
+    (b"ggml", 0, "a legacy GGML file (before GGUF)", "convert it to GGUF with llama.cpp's scripts"),
+    (b"\x89PNG", 0, "a PNG image", "pass the model file, not an image"),
+    (b"\xff\xd8\xff", 0, "a JPEG image", "pass the model file, not an image"),
+    (b"%PDF", 0, "a PDF document", "pass the model file"),
+]
+
+
+def _other_format(head: bytes) -> tuple[str, str] | None:
+    for magic, offset, what, hint in _OTHER_FORMATS:
+        if head[offset:offset + len(magic)] == magic:
+            return what, hint
+    if _looks_like_onnx(head):
+        return "an ONNX model", "inspect the PyTorch or TensorFlow checkpoint it was exported from"
+    return None
+
+
+# ONNX ModelProto fields (onnx.proto): ir_version=1 varint, producer_name=2, producer_version=3, domain=4,
+# model_version=5 varint, doc_string=6, graph=7, opset_import=8, metadata_props=14, training_info=20,
+# functions=25, configuration=26
+_ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    """ir_version first, then only ModelProto fields (with their wire types) up to a graph field."""
+    if head[:1] != b"\x08" or not 3 <= head[1] <= 30:
+        return False
+    pos, seen_graph = 0, False
+    while pos < len(head) and not seen_graph:
+        tag, pos = _varint(head, pos)
+        if tag is None or _ONNX_FIELDS.get(tag >> 3) != tag & 7:
+            return False
+        value, pos = _varint(head, pos)
+        if value is None:
+            return False
+        if tag & 7 == 2:
+            seen_graph = tag >> 3 == 7
+            pos += value
+    return seen_graph
+
+
+def _varint(data: bytes, pos: int) -> tuple[int | None, int]:
+    result, shift = 0, 0
+    while pos < len(data) and shift < 64:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+    return None, pos
 
 
 TF_TABLE_MAGIC = b"\x57\xfb\x80\x8b\x24\x75\x47\xdb"  # 0xdb4775248b80fb57, little-endian, ends a TF table

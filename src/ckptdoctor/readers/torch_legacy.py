@@ -186,7 +186,8 @@ def _read_tar(path: str, size: int) -> Snapshot:
     needed = ("storages", "tensors", "pickle")
     if not all(n in members for n in needed):
         raise InputError(F.NOT_A_MODEL.code,
-                         f"a tar archive, but not a PyTorch <= 0.3 checkpoint (members: {sorted(members)[:6]})", path)
+                         f"a tar archive, but not a PyTorch <= 0.3 checkpoint (members: {sorted(members)[:6]})", path,
+                         "extract it (tar xf FILE) and inspect the model files inside")
     snap = Snapshot(path=path, format="torch-tar", framework="pytorch", file_size=size)
     merged = _Globals()
     with open(path, "rb") as fh, closing(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)) as buf:
