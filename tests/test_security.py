@@ -193,3 +193,50 @@ def test_pickled_class_in_a_plain_pickle_quotes_what_pickle_load_raises(tmp_path
     [d] = [d for d in security.check_pickled_classes(snap) if d.code == "C201"]
     assert f"ModuleNotFoundError: {err.value}" in d.framework_behavior
     assert "torch" not in d.framework_behavior and "torch" not in d.fix
+
+
+HOSTILE = {
+    "osc52\x1b]52;c;SGVsbG8=\x07clipboard": "writes the clipboard in many terminals",
+    "clear\x1b[2J\x1b[Hscreen": "clears the screen",
+    "over\rwrite": "overwrites the line",
+    "csi\x9b31m": "a C1 control sequence introducer",
+    "trojan\u202egnp.exe": "a right-to-left override",
+}
+
+
+def test_hostile_names_never_reach_the_terminal(tmp_path: Path) -> None:
+    """Names, metadata and paths come from the file: shown as escapes in text, escaped in JSON, and the
+    one error line on stderr is escaped too."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "names.safetensors"
+    save_file({name: np.zeros(1, np.float32) for name in HOSTILE}, str(path),
+              metadata={"format": "pt", "note": "\x1b[31mred\x1b[0m"})
+    unsafe = ("\x1b", "\x9b", "\r", "\u202e", "\x07")
+    text = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(path), "-v"], capture_output=True,
+                          text=True, check=False)
+    assert text.returncode == 0, text.stderr
+    assert not [c for c in unsafe if c in text.stdout]
+    assert "osc52\\x1b]52;c;SGVsbG8=\\x07clipboard" in text.stdout and "trojan\\u202egnp.exe" in text.stdout
+    doc = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(path), "--format", "json"],
+                         capture_output=True, text=True, check=False)
+    assert not [c for c in unsafe if c in doc.stdout]
+    assert {t["name"] for t in json.loads(doc.stdout)["tensors"]} == set(HOSTILE)  # same values, escaped
+    # a torch zip whose archive folder carries an escape sequence and whose storage is missing: the error
+    # line names the member, shown as text
+    import zipfile
+
+    import torch
+
+    good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
+    torch.save({"w": torch.ones(2)}, good)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            folder, rest = info.filename.split("/", 1)
+            if rest != "data/0":
+                dst.writestr("ev\x1b[2Jil/" + rest, src.read(info))
+    err = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(bad)], capture_output=True, text=True,
+                         check=False)
+    assert err.returncode == 2 and "is missing" in err.stderr, err.stderr
+    assert "\x1b" not in err.stderr and "ev\\x1b[2Jil/data/0" in err.stderr

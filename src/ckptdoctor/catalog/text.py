@@ -17,11 +17,10 @@ STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: 
 
 
 def print_explanation(out: Console, result: Explanation) -> None:
-    from rich.markup import escape
-
     from ckptdoctor.catalog.docs import render
     from ckptdoctor.catalog.explaining import message_of
     from ckptdoctor.catalog.related import describe, resolve
+    from ckptdoctor.report.text import escape
 
     for f in result.findings:
         e = f.entry

@@ -57,8 +57,10 @@ def exit_code(diagnostics: Iterable[Diagnostic], fail_on: str = FAIL_ON_DEFAULT)
 
 
 def echo_err(message: str) -> None:
-    """One line on stderr."""
-    sys.stderr.write(f"{message}\n")
+    """One line on stderr (control characters from the file shown as escapes, never sent to the terminal)."""
+    from ckptdoctor.report.text import printable
+
+    sys.stderr.write(f"{printable(message)}\n")
     sys.stderr.flush()
 
 

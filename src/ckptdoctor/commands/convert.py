@@ -62,9 +62,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _render(r: ConvertReport) -> None:
-    from rich.markup import escape
-
-    from ckptdoctor.report.text import console, human_bytes
+    from ckptdoctor.report.text import console, escape, human_bytes
 
     out = console()
     key = f", key {escape(r.key)}" if r.key else ""

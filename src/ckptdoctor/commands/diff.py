@@ -63,10 +63,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def render(report: DiffReport, *, verbose: bool = False) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
-    from ckptdoctor.report.text import console, render_diagnostics
+    from ckptdoctor.report.text import console, escape, render_diagnostics
 
     out = console()
     out.print(f"[bold]A[/bold] {escape(report.a)} ([cyan]{report.format_a}[/cyan])")

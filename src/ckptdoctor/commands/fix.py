@@ -80,9 +80,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _render(r: FixReport) -> None:
-    from rich.markup import escape
-
-    from ckptdoctor.report.text import console, human_bytes
+    from ckptdoctor.report.text import console, escape, human_bytes
 
     con = console()
     plan = r.plan

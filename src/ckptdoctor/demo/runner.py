@@ -49,7 +49,7 @@ def _copy_script(scenario: Scenario, out_dir: str) -> None:
 
 
 def _run_step(out, step: Step, cwd: str, env: dict[str, str]) -> int:  # type: ignore[no-untyped-def]
-    from rich.markup import escape
+    from ckptdoctor.report.text import escape
 
     argv = list(step.argv)
     shown = shlex.join(argv)

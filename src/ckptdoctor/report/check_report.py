@@ -16,7 +16,7 @@ OUTCOME_STYLE = {"error": "bold red", "warning": "yellow", "silent": "bold magen
 
 
 def render_check(report: CheckReport, *, verbose: bool = False) -> None:
-    from rich.markup import escape
+    from ckptdoctor.report.text import escape
 
     out = console()
     snap, spec = report.snapshot, report.spec
@@ -48,7 +48,7 @@ def render_check(report: CheckReport, *, verbose: bool = False) -> None:
 
 def _per_tensor(out: Console, report: CheckReport) -> None:
     """--verbose: one line per tensor involved in each finding."""
-    from rich.markup import escape
+    from ckptdoctor.report.text import escape
 
     lines = []
     for d in sorted(report.diagnostics, key=lambda d: -int(d.severity)):

@@ -65,8 +65,9 @@ def group_name(name: str) -> str:
 
 
 def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, verbose: bool = False) -> None:
-    from rich.markup import escape
     from rich.table import Table
+
+    from ckptdoctor.report.text import escape
 
     out = console()
     for snap in snaps:

@@ -47,4 +47,11 @@ def json_text(obj: Any, indent: int | None = 2) -> str:
         import re
 
         text = re.sub("[\ud800-\udfff]", "\ufffd", text)
+    if not text.isascii():
+        # json escapes C0 controls itself; C1 controls (U+009B is a CSI to some terminals) and bidi overrides
+        # stay raw with ensure_ascii=False: escape them too (they only occur inside strings; same JSON value)
+        import re
+
+        text = re.sub("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]",
+                      lambda m: f"\\u{ord(m[0]):04x}", text)
     return text

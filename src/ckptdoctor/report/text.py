@@ -14,6 +14,29 @@ if TYPE_CHECKING:
 
 STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 
+# Characters a terminal acts on rather than shows: C0/C1 controls except newline and tab (ESC starts
+# sequences that clear the screen or, with OSC 52, write the clipboard; CR overwrites a line), DEL, and
+# the bidirectional overrides that make a name read differently from what it is ("Trojan Source").
+_UNSAFE = None
+
+
+def printable(text: str) -> str:
+    """``text`` with every terminal control character shown as an escape (``\\x1b``, ``\\u202e``).
+    Names, paths and configs come from the file: a hostile one must not drive the user's terminal."""
+    global _UNSAFE
+    if _UNSAFE is None:
+        import re
+
+        _UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+    return _UNSAFE.sub(lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", text)
+
+
+def escape(text: str) -> str:
+    """rich.markup.escape of ``printable(text)``: safe to put in any rich string or table cell."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(printable(text))
+
 
 def console() -> Console:
     from rich.console import Console
@@ -34,7 +57,6 @@ def human_bytes(n: int | None) -> str:
 
 def render_diagnostics(out: Console, diagnostics: Iterable[Diagnostic], *, verbose: bool = False,
                        key: Callable[[Diagnostic], Any] = sort_key) -> None:
-    from rich.markup import escape
 
     diags = sorted(diagnostics, key=key)
     if not diags:
