@@ -233,7 +233,7 @@ def test_hostile_names_never_reach_the_terminal(tmp_path: Path) -> None:
     torch.save({"w": torch.ones(2)}, good)
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
         for info in src.infolist():
-            folder, rest = info.filename.split("/", 1)
+            rest = info.filename.split("/", 1)[1]
             if rest != "data/0":
                 dst.writestr("ev\x1b[2Jil/" + rest, src.read(info))
     err = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(bad)], capture_output=True, text=True,
