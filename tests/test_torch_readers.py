@@ -460,3 +460,46 @@ def test_sparse_tensors_are_listed_by_their_parts(tmp_path: Path, layout: str, p
         assert np.array_equal(got[f"w.{part}"].read(), expected[part]().numpy()), part
     assert snap.structure["w"]["layout"] == f"torch.sparse_{layout}"
     assert snap.structure["w"]["size"] == list(loaded.shape)
+
+
+def test_shared_state_dict_under_two_keys_is_listed_under_both(tmp_path: Path) -> None:
+    """{"model": sd, "ema": sd} pickles sd once; torch.load gives it under both keys, and so do we."""
+    sd = torch.nn.Linear(3, 2).state_dict()
+    path = tmp_path / "shared.pt"
+    torch.save({"model": sd, "ema": sd}, path)
+    loaded = torch.load(path, weights_only=True)
+    assert loaded["model"] is loaded["ema"]
+    snap = read(path)
+    assert sorted(t.name for t in snap.tensors) == sorted(flatten(loaded))
+    assert not [d for d in snap.diagnostics if d.code == "F112"]
+
+
+def test_a_small_pickle_naming_a_billion_paths_is_summarised(tmp_path: Path) -> None:
+    """2 KB that nests {"k": d, "j": d} thirty times: torch.load shares the dicts; listing every path would
+    take 2**30 names. The walk stops expanding repeats, says so (F112), and the CLI stays quick to answer."""
+    d: dict[str, Any] = {"w": torch.zeros(2)}
+    for _ in range(30):
+        d = {"k": d, "j": d}
+    path = tmp_path / "laughs.pt"
+    torch.save(d, path)
+    assert path.stat().st_size < 4096
+    loaded = torch.load(path, weights_only=True)
+    assert loaded["k"] is loaded["j"]
+    snap = read(path)
+    assert 0 < len(snap.tensors) < 20_000
+    [f112] = [d for d in snap.diagnostics if d.code == "F112"]
+    assert snap.metadata["repeats_not_expanded"] > 0 and "same object as" in f112.message
+    assert all(t.name.endswith(".w") for t in snap.tensors)
+
+
+def test_text_table_stops_at_a_thousand_rows(tmp_path: Path) -> None:
+    from ckptdoctor.report.inspect_report import MAX_TABLE_ROWS
+    from cli_helpers import invoke
+
+    path = tmp_path / "many.pt"
+    torch.save({f"t{i}": torch.zeros(1) for i in range(MAX_TABLE_ROWS + 250)}, path)
+    res = invoke(["inspect", str(path), "-v"])
+    assert res.exit_code == 0
+    assert "… 250 more tensors" in res.stdout
+    doc = json.loads(invoke(["inspect", str(path), "--format", "json"]).stdout)
+    assert len(doc["tensors"]) == MAX_TABLE_ROWS + 250

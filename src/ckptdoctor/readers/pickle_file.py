@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import pickle_vm
-from ckptdoctor.readers.pickle_objects import Walker, array_info, storage_nbytes_of, tensor_info
+from ckptdoctor.readers.pickle_objects import (
+    Walker,
+    array_info,
+    note_truncation,
+    storage_nbytes_of,
+    tensor_info,
+)
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import Snapshot
 
@@ -65,8 +71,7 @@ def snapshot_from_result(path: str, result: pickle_vm.PickleResult, size: int) -
     })
     if result.end < size:
         snap.metadata["trailing_bytes"] = size - result.end
-    if walked.truncated:
-        snap.metadata["structure_truncated"] = True
+    note_truncation(snap, walked)
     if walked.model_class:
         snap.metadata["model_class"] = walked.model_class
     return snap

@@ -24,7 +24,7 @@ from ckptdoctor.readers.pickle_vm import (
     Unhashable,
     numpy_dtype_name,
 )
-from ckptdoctor.snapshot import ClassRef, GlobalRef, TensorInfo, numel
+from ckptdoctor.snapshot import ClassRef, GlobalRef, Snapshot, TensorInfo, numel
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: see ckptdoctor/__init__.py
 if TYPE_CHECKING:
@@ -50,7 +50,28 @@ class Walked:
         self.classes: dict[str, ClassRef] = {}
         self.structure: Any = None
         self.truncated = False
+        self.repeats_not_expanded = 0  # shared containers shown as "<same object as ...>", not walked again
         self.model_class: str | None = None
+
+
+def note_truncation(snap: Snapshot, walked: Walked) -> None:
+    """Say so when the walk stopped early (node budget, depth, shared containers not walked again)."""
+    if not walked.truncated:
+        return
+    from ckptdoctor.rules.file_format import STRUCTURE_TRUNCATED
+
+    snap.metadata["structure_truncated"] = True
+    repeats = walked.repeats_not_expanded
+    if repeats:
+        snap.metadata["repeats_not_expanded"] = repeats
+    why = (f"{repeats:,} shared container(s) reached again under other names are shown as '<same object as "
+           "...>'" if repeats else "it is larger or deeper than ckptdoctor walks")
+    snap.diagnostics.append(STRUCTURE_TRUNCATED.diag(
+        f"the pickle's structure was summarised: {why}; the tensors listed are those reached before that",
+        subject=snap.path, found=f"{len(walked.tensors):,} tensors listed",
+        framework_behavior="torch.load / pickle.load rebuild the whole object (shared containers stay shared)",
+        fix="nothing to fix if the file is yours; a small file that expands to millions of names is built "
+            "to exhaust the tools that read it"))
 
 
 def join(prefix: str, key: Any) -> str:
@@ -64,6 +85,11 @@ class Walker:
         self.out = Walked()
         self.budget = budget
         self.on_path: set[int] = set()
+        # A container the pickle shares (memo) is walked again under each path that reaches it, as torch.load's
+        # result has it under each key ({"model": sd, "ema": sd}), while the nodes walked again stay below
+        # repeat_budget: a 2 KB pickle that nests {"k": d, "j": d} thirty times must not become 2**30 names.
+        self.walked: dict[int, tuple[str, int]] = {}  # id -> (first path, nodes its walk took)
+        self.repeat_budget = min(budget, 100_000)
         # TorchScript: class qualname -> (parameters, buffers) parsed from the archive's code
         self.torchscript_members = torchscript_members
 
@@ -116,6 +142,14 @@ class Walker:
         key = id(value)
         if key in self.on_path:
             return "<cycle>"
+        seen = self.walked.get(key)
+        if seen is not None:
+            if seen[1] > self.repeat_budget:
+                self.out.repeats_not_expanded += 1
+                self.out.truncated = True
+                return f"<same object as {seen[0] or '<root>'}>"
+            self.repeat_budget -= seen[1]
+        before = self.budget
         self.on_path.add(key)
         try:
             if isinstance(value, dict):
@@ -128,6 +162,8 @@ class Walker:
                 return self.visit_opaque(value, path, depth)
         finally:
             self.on_path.discard(key)
+            if seen is None:
+                self.walked[key] = (path, before - self.budget)
         return f"<{type(value).__name__}>"
 
     def visit_dict(self, value: dict[Any, Any], path: str, depth: int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ckptdoctor.dtypes import ITEMSIZE, TORCH_STORAGE_DTYPES
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import pickle_vm
-from ckptdoctor.readers.pickle_objects import Walker, tensor_info
+from ckptdoctor.readers.pickle_objects import Walker, note_truncation, tensor_info
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import GlobalRef, Snapshot
 
@@ -147,6 +147,7 @@ def read_stream(path: str, buf: Any, start: int, end: int, fmt: str = "torch-leg
         tensors.append(tensor_info(name, t, tmeta, reader, nbytes, "little"))
     snap.tensors = tensors
     snap.structure = walked.structure
+    note_truncation(snap, walked)
     snap.classes = list(walked.classes.values())
     merged.fill(snap)
     snap.metadata.update({
@@ -218,6 +219,7 @@ def _read_tar(path: str, size: int) -> Snapshot:
         infos.append(tensor_info(name, t, tmeta, reader, nbytes))
     snap.tensors = infos
     snap.structure = walked.structure
+    note_truncation(snap, walked)
     snap.classes = list(walked.classes.values())
     merged.fill(snap)
     snap.metadata["saved_by"] = "torch.save in torch <= 0.3 (tar format)"

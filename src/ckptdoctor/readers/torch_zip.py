@@ -12,7 +12,7 @@ import re
 
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import pickle_vm
-from ckptdoctor.readers.pickle_objects import Walker, storage_nbytes_of, tensor_info
+from ckptdoctor.readers.pickle_objects import Walker, note_truncation, storage_nbytes_of, tensor_info
 from ckptdoctor.readers.zip_index import STORED, BadZip, ZipEntry, ZipIndex, read_index
 from ckptdoctor.rules import file_format as F
 from ckptdoctor.snapshot import GlobalRef, Snapshot, TensorInfo
@@ -192,8 +192,6 @@ class ZipArchive:
         meta["pickle_globals"] = {g.qualname: {"count": u.count, "uses": sorted(u.uses)}
                                   for g, u in all_globals.items()}
         meta["pickle_opcodes"] = sorted(opcodes)
-        if walked.truncated:
-            meta["structure_truncated"] = True
         if model_class is not None:
             meta["model_class"] = model_class
         if torchscript and members is not None:
@@ -206,6 +204,7 @@ class ZipArchive:
         else:
             meta["saved_by"] = "torch.save"
         snap.metadata.update(meta)
+        note_truncation(snap, walked)
 
 
 def run_pickle(data: bytes, path: str, what: str) -> pickle_vm.PickleResult:

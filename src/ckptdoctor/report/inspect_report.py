@@ -95,7 +95,8 @@ def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, 
                 table.add_column("min / max / mean / std")
                 table.add_column("NaN/Inf", justify="right")
             classes = {x.get("name"): x.get("class_name") for x in snap.layers if x.get("class_name")}
-            for label, tensors in _rows(snap.tensors, verbose):
+            rows = _rows(snap.tensors, verbose)
+            for label, tensors in rows[:MAX_TABLE_ROWS]:
                 kind = f" ({classes[label]})" if not verbose and label in classes else ""
                 row = [escape((label or "(root)") + kind),
                        escape(_shapes(tensors)),
@@ -105,6 +106,13 @@ def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, 
                 if stats:
                     row.extend(_stat_cells([(stats.get((snap.path, t.name)), t.numel) for t in tensors]))
                 table.add_row(*row)
+            if len(rows) > MAX_TABLE_ROWS:
+                rest = rows[MAX_TABLE_ROWS:]
+                count = sum(len(ts) for _, ts in rest)
+                table.add_row(f"… {len(rest):,} more {'tensors' if verbose else 'layers'}", "", "",
+                              f"{sum(t.numel for _, ts in rest for t in ts):,}",
+                              human_bytes(sum(t.nbytes for _, ts in rest for t in ts)),
+                              *([f"{count:,} tensors: --format json lists all", ""] if stats else []))
             out.print(table)
         if snap.structure is not None and not isinstance(snap.structure, str):
             out.print("  structure: " + escape(_structure_summary(snap.structure)))
@@ -120,6 +128,10 @@ def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, 
             out.print(f"  globals: {escape(', '.join(names))}")
         out.print()
     render_diagnostics(out, [d for s in snaps for d in s.diagnostics], verbose=verbose)
+
+
+# a terminal table beyond this many rows is slow to lay out and unread; JSON lists everything
+MAX_TABLE_ROWS = 1000
 
 
 def _rows(tensors: list[TensorInfo], verbose: bool) -> list[tuple[str, list[TensorInfo]]]:

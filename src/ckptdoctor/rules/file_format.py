@@ -124,3 +124,23 @@ PYTHON2_NPY_HEADER = Rule("F111", "python2-npy-header", Severity.INFO,
     Load the file once and save it again: `np.save(path, np.load(path))` (for `.npz`,
     `np.savez(path, **np.load(path))`).
 """)
+
+STRUCTURE_TRUNCATED = Rule("F112", "structure-truncated", Severity.INFO,
+                           "The pickled object is larger than ckptdoctor walks; it is summarised.", """
+    ## What it means
+    ckptdoctor walks a pickle's object tree to name every tensor by its path. It stops at 500,000
+    nodes or 64 levels, and a container the pickle shares (the same dict under two keys) is walked
+    again under each name only while that stays below 100,000 nodes; beyond that it is shown as
+    `<same object as PATH>`.
+
+    ## Why it happens
+    Very large Python structures saved beside the weights (long lists, deep configs), or a file made
+    to exhaust readers: 2 KB of pickle that nests `{"k": d, "j": d}` thirty times names a billion paths.
+
+    ## What the framework does
+    `torch.load` and `pickle.load` rebuild the whole object; shared containers stay shared objects.
+
+    ## Fix
+    Nothing, if the file is yours: the tensors listed are read as usual. Save the state dict alone
+    (`torch.save(model.state_dict(), path)`) for a file every tool lists in full.
+""")
