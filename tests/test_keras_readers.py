@@ -358,3 +358,30 @@ def test_damaged_class_name_in_config_predicts_load_model_failure(tmp_path: Path
         keras.models.load_model(path)
     (clean,) = inspect(src)
     assert not [d for d in clean.diagnostics if d.code == "F107"]
+
+
+@pytest.mark.parametrize("shape", ["cycle", "shared-thirty-times"])
+def test_hard_links_in_weights_h5_are_read_once(tmp_path: Path, shape: str) -> None:
+    """A group linked back to its parent (a cycle) or linked twice at each of thirty levels (2**30 paths):
+    Keras opens only the paths it expects and loads the weights; we read each group once and say so."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    path = tmp_path / "linked.weights.h5"
+    model.save_weights(path)
+    with h5py.File(path, "a") as f:
+        if shape == "cycle":
+            f["layers/dense/loop"] = f["layers"]
+        else:
+            prev = f["layers/dense/vars"]
+            for i in range(30):
+                level = f.create_group(f"l{i}")
+                level["a"] = prev
+                level["b"] = prev
+                prev = level
+    fresh = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    fresh.load_weights(path)  # Keras itself is not bothered
+    snap = read(path)
+    expected = {v.path: keras.ops.convert_to_numpy(v) for v in fresh.weights}
+    assert sorted(t.shape for t in snap.tensors) == sorted(v.shape for v in expected.values())
+    assert {t.name for t in snap.tensors} == {"layers/dense/vars/0", "layers/dense/vars/1"}
+    [d] = [d for d in snap.diagnostics if d.code == "F107"]
+    assert str(d.severity) == "warning" and "read once" in d.message

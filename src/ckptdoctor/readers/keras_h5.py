@@ -178,6 +178,7 @@ def read_keras3_weights(f: Any, config: dict[str, Any] | None, opener: Opener, s
     root_name = root_name or (kc.layer_name(config) if config else "") or ""
     walker = _Keras3Walker(opener, snap)
     walker.visit(f, "", config, [root_name] if root_name else [], top=None, role="model")
+    walker.report_extra_links()
     if not snap.layers and config is None:
         snap.layers = walker.layers_seen
 
@@ -188,11 +189,31 @@ class _Keras3Walker:
         self.snap = snap
         self.by_layer = {entry["name"]: entry for entry in snap.layers}
         self.layers_seen: list[dict[str, Any]] = []
+        # group id (file + object number) -> its first path: a hard link back up the tree or a group linked
+        # under many names is read once (Keras itself only opens the paths it expects)
+        self.groups: dict[Any, str] = {}
+        self.extra_links: list[tuple[str, str]] = []
+
+    def report_extra_links(self) -> None:
+        if not self.extra_links:
+            return
+        shown = ", ".join(f"{link or '/'!r} -> {first or '/'!r}" for link, first in self.extra_links[:3])
+        more = f" and {len(self.extra_links) - 3} more" if len(self.extra_links) > 3 else ""
+        self.snap.diagnostics.append(F.CORRUPT_HEADER.diag(
+            f"{len(self.extra_links)} HDF5 group link(s) point to a group already read ({shown}{more}): hard "
+            "links Keras never writes (the file was edited after saving); each group is read once",
+            subject=self.extra_links[0][0], severity=Severity.WARNING, found=len(self.extra_links),
+            framework_behavior="Keras opens only the paths it expects and ignores the extra links",
+            fix="nothing for loading; re-save the file to drop them"))
 
     def visit(self, group: Any, h5path: str, node: dict[str, Any] | None, human: list[str],
               top: str | None, role: str) -> None:
         import h5py
 
+        first = self.groups.setdefault(group.id, h5path)
+        if first != h5path:
+            self.extra_links.append((h5path, first))
+            return
         cls = node.get("class_name") if isinstance(node, dict) else None
         cfg = node.get("config") if isinstance(node, dict) and isinstance(node.get("config"), dict) else None
         vars_g = group.get("vars")
