@@ -47,6 +47,10 @@ def read(path: str, fmt: str = "keras-v3") -> Snapshot:
             raise InputError(F.CORRUPT_HEADER.code, f"the .keras archive has no {WEIGHTS}{extra}", path,
                              "re-save the model with model.save('x.keras')")
         info = zf.getinfo(WEIGHTS)
+    bomb = zip_bomb(info)
+    if bomb is not None:
+        snap.diagnostics.append(bomb)
+        return snap  # nothing is decompressed: Keras refuses the archive before reading it too
     if info.compress_type == zipfile.ZIP_STORED:
         start = _member_data_offset(path, info)
 
@@ -69,6 +73,26 @@ def read(path: str, fmt: str = "keras-v3") -> Snapshot:
         if damaged is not None:
             raise damaged
     return snap
+
+
+# Keras 3 saving_lib's decompression-bomb guard (_reject_zip_bomb): a member above 4 GiB that expands
+# more than 100x its stored size is refused before it is read
+KERAS_BOMB_FLOOR = 1 << 32
+KERAS_BOMB_RATIO = 100
+
+
+def zip_bomb(info: zipfile.ZipInfo) -> Any:
+    """The F113 finding when Keras would refuse ``info`` as a decompression bomb, else None."""
+    if not (info.file_size > KERAS_BOMB_FLOOR and info.file_size > KERAS_BOMB_RATIO * info.compress_size):
+        return None
+    return F.ZIP_BOMB.diag(
+        f"{info.filename} declares {info.file_size:,} bytes but stores {info.compress_size:,} "
+        f"({info.file_size // max(info.compress_size, 1):,}x): a decompression bomb; its weights are not read",
+        subject=info.filename, found=info.file_size, expected=f"at most {KERAS_BOMB_RATIO}x {info.compress_size:,}",
+        framework_behavior=f"keras.models.load_model raises ValueError: Not allowed: ZIP member '{info.filename}' "
+                           "declares ... but only ... are stored on disk; refusing to load a potential "
+                           "decompression bomb.",
+        fix="do not load it; if it is yours, save the model again with model.save('model.keras')")
 
 
 def weights_crc_error(path: str) -> InputError | None:

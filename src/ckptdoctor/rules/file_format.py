@@ -144,3 +144,21 @@ STRUCTURE_TRUNCATED = Rule("F112", "structure-truncated", Severity.INFO,
     Nothing, if the file is yours: the tensors listed are read as usual. Save the state dict alone
     (`torch.save(model.state_dict(), path)`) for a file every tool lists in full.
 """)
+
+ZIP_BOMB = Rule("F113", "zip-decompression-bomb", Severity.ERROR,
+                "An archive member declares far more bytes than it stores: loaders refuse it as a bomb.", """
+    ## What it means
+    A zip member (the `model.weights.h5` of a `.keras` archive) says it expands to gigabytes from a
+    few megabytes on disk. Keras writes members uncompressed, and real weights do not compress a
+    hundredfold, so this is a decompression bomb (CWE-409) or a badly re-packed archive.
+
+    ## What the framework does
+    Keras 3 refuses before reading it: `ValueError: Not allowed: ZIP member 'model.weights.h5'
+    declares 4.13 GB but only 4.11 MB are stored on disk; refusing to load a potential decompression
+    bomb.` (a member above 4 GiB that expands more than 100x). ckptdoctor does not decompress it
+    either: it lists the layers from `config.json` and no weights.
+
+    ## Fix
+    Do not load the file. If it is yours, save the model again with `model.save("model.keras")`
+    (Keras stores the members uncompressed).
+""")
