@@ -190,3 +190,29 @@ def test_text_is_not_taken_for_onnx(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(path)], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 2 and "unrecognised content" in proc.stderr
+
+
+def test_deflated_data_pkl_bomb_is_not_inflated(tmp_path: Path) -> None:
+    """A re-zipped torch checkpoint whose data.pkl declares 1 GiB from a few KB: refused before inflating
+    (F113), under a 512 MB address-space limit that inflating it would break."""
+
+    good = tmp_path / "good.pt"
+    torch.save({"w": torch.ones(2)}, good)
+    with zipfile.ZipFile(good) as zf:
+        members = {i.filename: zf.read(i) for i in zf.infolist()}
+    pkl = next(n for n in members if n.endswith("/data.pkl"))
+    members[pkl] = members[pkl] + bytes(1 << 30)  # same pickle, STOP first, then 1 GiB of padding
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name == pkl else zipfile.ZIP_STORED)
+    assert bomb.stat().st_size < 4 << 20
+    del members
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))\n"
+            "from ckptdoctor.cli import main\n"
+            "main(['inspect', sys.argv[1]])\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error[F113]: ") and "decompression bomb" in proc.stderr

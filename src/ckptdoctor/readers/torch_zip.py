@@ -73,6 +73,11 @@ class ZipArchive:
             raise InputError(F.CORRUPT_HEADER.code, f"zip member {self.prefix}/{name} is missing", self.path)
         if info.file_size > MAX_PICKLE_BYTES or (info.compress_type == STORED and info.file_size > self.size):
             raise InputError(F.CORRUPT_HEADER.code, f"{name} declares {info.file_size:,} bytes", self.path)
+        if info.compress_type != STORED and info.file_size > max(64 << 20, 100 * info.compress_size):
+            # torch writes members uncompressed; a pickle that inflates 100x past 64 MiB is a bomb
+            raise InputError(F.ZIP_BOMB.code, f"{name} declares {info.file_size:,} bytes from "
+                             f"{info.compress_size:,} compressed: a decompression bomb, not read", self.path,
+                             "do not load the file")
         return self.read_member(info, MAX_PICKLE_BYTES)
 
     def storage_reader(self, folder: str, key: str, nbytes: int) -> Any:
