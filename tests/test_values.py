@@ -60,3 +60,36 @@ def test_inspect_values_group_row_shows_the_layers_statistics(lstm_file: Path,
     row = next(line for line in res.stdout.splitlines() if line.startswith("(root)"))
     assert f"{lo:.4g} / {hi:.4g} /" in row, res.stdout
     assert row.rstrip().endswith(" 1/1")  # NaN/Inf of the layer
+
+
+def test_values_that_cannot_be_read_are_a_finding_not_a_gap(tmp_path: Path) -> None:
+    """One storage's compressed bytes damaged: torch.load does not notice and returns other values than
+    were saved; inspect --values reports the damaged tensor and still shows the other one's statistics."""
+    import zipfile
+
+    good = tmp_path / "good.pt"
+    torch.save({"a": torch.arange(4000.0), "b": torch.ones(3)}, good)
+    bad = tmp_path / "bad.pt"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            deflate = info.filename.endswith("/data/0")
+            dst.writestr(info.filename, src.read(info),
+                         compress_type=zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED)
+    raw = bytearray(bad.read_bytes())
+    with zipfile.ZipFile(bad) as zf:
+        member = zf.getinfo(next(n for n in zf.namelist() if n.endswith("/data/0")))
+    start = member.header_offset + 30 + len(member.filename.encode()) + len(member.extra)
+    for i in range(start + 10, start + 40):
+        raw[i] ^= 0x5A
+    bad.write_bytes(bytes(raw))
+    loaded = torch.load(bad, weights_only=True)  # no error...
+    assert not torch.equal(loaded["a"], torch.arange(4000.0))  # ...but not what was saved
+    res = invoke(["inspect", str(bad), "--values", "-v", "--format", "json"])
+    assert res.exit_code == 1, res.output
+    import json
+
+    doc = json.loads(res.stdout)
+    [finding] = [d for d in doc["diagnostics"] if d["code"] == "F107"]
+    assert finding["found"] == ["a"] and "cannot be read" in finding["message"]
+    stats = {t["name"]: t.get("values") for t in doc["tensors"]}
+    assert stats["b"] and stats["b"]["min"] == 1.0 and not stats["a"]

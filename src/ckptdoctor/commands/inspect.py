@@ -57,13 +57,29 @@ def run(args: argparse.Namespace) -> None:
 
 
 def _stats(snaps: list) -> dict:
+    """Per-tensor statistics; a tensor whose bytes cannot be read is a finding, never a silent gap."""
+    from ckptdoctor.errors import InputError
+    from ckptdoctor.readers.zip_errors import ZIP_READ_ERRORS
+    from ckptdoctor.rules.file_format import CORRUPT_HEADER
     from ckptdoctor.values import tensor_stats
 
     out = {}
     for snap in snaps:
+        failed: list[tuple[str, str]] = []
         for t in snap.tensors:
             try:
                 out[(snap.path, t.name)] = tensor_stats(t)
-            except ValueError:
-                continue
+            except InputError as exc:
+                failed.append((t.name, exc.message))
+            except (ValueError, EOFError, MemoryError, *ZIP_READ_ERRORS) as exc:
+                failed.append((t.name, str(exc) or type(exc).__name__))
+        if failed:
+            shown = "; ".join(f"{name!r}: {why}" for name, why in failed[:3])
+            more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+            snap.diagnostics.append(CORRUPT_HEADER.diag(
+                f"the values of {len(failed)} tensor(s) cannot be read ({shown}{more})",
+                subject=failed[0][0], found=[name for name, _ in failed],
+                framework_behavior="the framework's loader fails on the same bytes, or returns damaged values "
+                                   "without a word (torch.load of a damaged deflated storage gives NaNs)",
+                fix="save or download the file again"))
     return out

@@ -152,8 +152,8 @@ def _read_npz(snap: Snapshot, path: str, size: int) -> None:
                 except BadZip:
                     raise InputError(F.CORRUPT_HEADER.code, f"bad local header for {info.filename}", path) from None
                 _add_array(snap, name, header, path, min(size, base + info.file_size), base, None)
-            else:
-                _add_array(snap, name, header, path, None, 0, info.filename)
+            else:  # the member's declared size bounds the data, as it does for a stored member
+                _add_array(snap, name, header, path, info.file_size, 0, info.filename)
     snap.metadata["compressed"] = any(i.compress_type != zipfile.ZIP_STORED for i in zf.infolist())
 
 
