@@ -93,3 +93,30 @@ def test_values_that_cannot_be_read_are_a_finding_not_a_gap(tmp_path: Path) -> N
     assert finding["found"] == ["a"] and "cannot be read" in finding["message"]
     stats = {t["name"]: t.get("values") for t in doc["tensors"]}
     assert stats["b"] and stats["b"]["min"] == 1.0 and not stats["a"]
+
+
+def test_a_changed_byte_in_a_stored_storage_is_caught_by_its_crc(tmp_path: Path) -> None:
+    """torch.load never checks the zip CRC-32: one flipped byte becomes a silently different weight.
+    inspect --values reads every storage anyway and checks it."""
+    import json
+    import zipfile
+
+    path = tmp_path / "model.pt"
+    torch.save({"a": torch.arange(4000.0), "b": torch.ones(3)}, path)
+    clean = invoke(["inspect", str(path), "--values", "--format", "json"])
+    assert clean.exit_code == 0 and not json.loads(clean.stdout)["diagnostics"]
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        member = zf.getinfo(next(n for n in zf.namelist() if n.endswith("/data/0")))
+        assert member.compress_type == zipfile.ZIP_STORED
+    start = member.header_offset + 30 + len(member.filename.encode()) + len(member.extra)
+    raw[start + 100] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    loaded = torch.load(path, weights_only=True)
+    assert not torch.equal(loaded["a"], torch.arange(4000.0))  # torch returns the changed weight, no error
+    with zipfile.ZipFile(path) as zf, pytest.raises(zipfile.BadZipFile, match="CRC"):
+        zf.read(member.filename)  # the archive's own CRC says so
+    res = invoke(["inspect", str(path), "--values", "--format", "json"])
+    assert res.exit_code == 1
+    [d] = json.loads(res.stdout)["diagnostics"]
+    assert d["code"] == "F107" and d["found"] == ["a"] and "CRC-32" in d["message"]

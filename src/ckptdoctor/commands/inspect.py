@@ -16,6 +16,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
 
+    from ckptdoctor.snapshot import Snapshot
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="A model file, or a folder of them.")
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> None:
     sys.exit(exit_code(diagnostics, args.fail_on))
 
 
-def _stats(snaps: list) -> dict:
+def _stats(snaps: list[Snapshot]) -> dict:
     """Per-tensor statistics; a tensor whose bytes cannot be read is a finding, never a silent gap."""
     from ckptdoctor.errors import InputError
     from ckptdoctor.readers.zip_errors import ZIP_READ_ERRORS
@@ -73,6 +75,7 @@ def _stats(snaps: list) -> dict:
                 failed.append((t.name, exc.message))
             except (ValueError, EOFError, MemoryError, *ZIP_READ_ERRORS) as exc:
                 failed.append((t.name, str(exc) or type(exc).__name__))
+        _check_storage_crcs(snap)
         if failed:
             shown = "; ".join(f"{name!r}: {why}" for name, why in failed[:3])
             more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
@@ -83,3 +86,22 @@ def _stats(snaps: list) -> dict:
                                    "without a word (torch.load of a damaged deflated storage gives NaNs)",
                 fix="save or download the file again"))
     return out
+
+
+def _check_storage_crcs(snap: Snapshot) -> None:
+    """With --values every storage is read anyway: check its zip CRC-32, which torch.load never does."""
+    from ckptdoctor.readers.torch_zip import storage_crc_errors
+    from ckptdoctor.readers.zip_errors import ZIP_READ_ERRORS
+    from ckptdoctor.rules.file_format import CORRUPT_HEADER
+
+    try:
+        damaged = storage_crc_errors(snap)
+    except ZIP_READ_ERRORS:
+        return  # an unreadable archive is reported by the reads themselves
+    for member, names in damaged:
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        snap.diagnostics.append(CORRUPT_HEADER.diag(
+            f"storage {member} fails its zip CRC-32: its bytes changed after saving (tensors {shown})",
+            subject=names[0], found=names,
+            framework_behavior="torch.load does not check the CRC: it returns the changed values without an error",
+            fix="get an intact copy (save or download the file again); compare copies with `ckptdoctor diff`"))
