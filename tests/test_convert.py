@@ -281,3 +281,20 @@ def test_conjugate_view_is_written_with_its_values_not_as_an_alias(tmp_path: Pat
         assert torch.equal(written[name], tensor.resolve_conj().resolve_neg()), name
     res = invoke(["diff", str(src), str(out)])
     assert res.exit_code == 0 and "3 identical" in res.stdout
+
+
+def test_damaged_storage_is_not_converted(tmp_path: Path) -> None:
+    """One flipped byte in a stored storage: torch.load returns the changed weight silently; convert
+    refuses (its CRC-32 fails) and writes nothing."""
+    src = tmp_path / "model.pt"
+    torch.save({"a": torch.arange(4000.0), "b": torch.ones(3)}, src)
+    raw = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as zf:
+        member = zf.getinfo(next(n for n in zf.namelist() if n.endswith("/data/0")))
+    raw[member.header_offset + 30 + len(member.filename.encode()) + len(member.extra) + 64] ^= 0x01
+    src.write_bytes(bytes(raw))
+    assert not torch.equal(torch.load(src, weights_only=True)["a"], torch.arange(4000.0))
+    out = tmp_path / "model.safetensors"
+    with pytest.raises(InputError) as err:
+        convert(src, out)
+    assert err.value.code == "F107" and "CRC-32" in err.value.message and not out.exists()

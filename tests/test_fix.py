@@ -421,3 +421,23 @@ def test_untied_model_gets_the_tied_head_copied_from_an_hf_folder(tmp_path):
     assert torch.equal(model.lm_head.weight, trained_model.lm_head.weight)
     trained_state = trained_model.state_dict()
     assert all(torch.equal(v, trained_state[k]) for k, v in model.state_dict().items())
+
+
+def test_damaged_storage_is_not_copied_into_the_fixed_file(nets, tmp_path):
+    """The same prefix fix on a checkpoint with one flipped storage byte: torch.load would hand back the
+    changed weight silently; fix refuses (CRC-32) and writes nothing."""
+    import zipfile
+
+    _, mod = nets
+    src = tmp_path / "compiled.pt"
+    torch.save(torch.compile(trained(mod)).state_dict(), src)
+    raw = bytearray(src.read_bytes())
+    with zipfile.ZipFile(src) as zf:
+        member = zf.getinfo(next(n for n in zf.namelist() if n.endswith("/data/0")))
+    raw[member.header_offset + 30 + len(member.filename.encode()) + len(member.extra) + 2] ^= 0x40
+    src.write_bytes(bytes(raw))
+    torch.load(src, weights_only=True)  # no error from torch
+    out = tmp_path / "fixed.safetensors"
+    with pytest.raises(InputError) as err:
+        fix(mod.Net(), src, out)
+    assert err.value.code == "F107" and "CRC-32" in err.value.message and not out.exists()

@@ -21,7 +21,12 @@ from ckptdoctor.diagnostics import Diagnostic
 from ckptdoctor.errors import InputError
 from ckptdoctor.fixing import safetensors_writer as stw
 from ckptdoctor.fixing.atomic import atomic_output, check_output_path
-from ckptdoctor.fixing.tensor_bytes import ByteLocator, has_lazy_bits, iter_tensor_bytes
+from ckptdoctor.fixing.tensor_bytes import (
+    ByteLocator,
+    has_lazy_bits,
+    iter_tensor_bytes,
+    refuse_damaged_storages,
+)
 from ckptdoctor.fixing.torch_zip_writer import contiguous_strides
 from ckptdoctor.rules import diff_rules as R
 from ckptdoctor.snapshot import Snapshot, TensorInfo
@@ -79,6 +84,7 @@ def convert(src: str | os.PathLike[str], out: str | os.PathLike[str], key: str |
     report = ConvertReport(source=src, output=out, source_format=snap.format, key=key)
     selected = select_tensors(snap, key, report)
     _check_dtypes(selected, src)
+    refuse_damaged_storages(snap, {t.name for _, t in selected})
     kept, aliases = resolve_shared(selected, src)
     report.aliases = aliases
 

@@ -131,8 +131,9 @@ def fix(model: Any, path: str | os.PathLike[str], out: str | os.PathLike[str] | 
         return result
     assert out is not None
 
-    from ckptdoctor.fixing.tensor_bytes import ByteLocator
+    from ckptdoctor.fixing.tensor_bytes import ByteLocator, refuse_damaged_storages
 
+    refuse_damaged_storages(snap)
     writer: _Writer | _KerasWriter = (_KerasWriter(plan, snap, model) if plan.output_format == "keras-weights"
                                       else _Writer(plan, snap, ByteLocator(snap)))
 

@@ -108,6 +108,23 @@ class ByteLocator:
         return self._st
 
 
+def refuse_damaged_storages(snap: Snapshot, names: set[str] | None = None) -> None:
+    """Raise InputError (F107) when a torch storage holding one of ``names`` (all when None) fails its zip
+    CRC-32. torch.load never checks it, so a damaged weight would otherwise be copied into a new file (and
+    then 'verified' against the damaged source) without a word."""
+    from ckptdoctor.readers.torch_zip import storage_crc_errors
+
+    damaged = [(member, found if names is None else sorted(names.intersection(found)))
+               for member, found in storage_crc_errors(snap)]
+    damaged = [(member, found) for member, found in damaged if found]
+    if damaged:
+        member, found = damaged[0]
+        more = f"; {len(damaged) - 1} more storage(s) too" if len(damaged) > 1 else ""
+        raise InputError(F.CORRUPT_HEADER.code, f"storage {member} fails its zip CRC-32: its bytes changed after "
+                         f"saving (tensors {', '.join(found[:4])}){more}", snap.path,
+                         "get an intact copy: torch.load would return the changed values silently")
+
+
 def has_lazy_bits(t: TensorInfo) -> bool:
     """A conjugate or negative view: the file holds the plain values and torch.load applies the bit, so the
     stored bytes are not the tensor's bytes (read it through ``t.read()``, which applies it)."""
