@@ -21,6 +21,7 @@ from safetensors.torch import load_file, load_model, save_model
 from ckptdoctor.errors import InputError, UsageError
 from ckptdoctor.fixing.convert import H5_PATHS_KEY, KERAS_PATHS_KEY, convert
 from cli_helpers import invoke
+from zip_helpers import payload_offset
 
 
 class Tied(torch.nn.Module):
@@ -291,7 +292,7 @@ def test_damaged_storage_is_not_converted(tmp_path: Path) -> None:
     raw = bytearray(src.read_bytes())
     with zipfile.ZipFile(src) as zf:
         member = zf.getinfo(next(n for n in zf.namelist() if n.endswith("/data/0")))
-    raw[member.header_offset + 30 + len(member.filename.encode()) + len(member.extra) + 64] ^= 0x01
+    raw[payload_offset(raw, member) + 64] ^= 0x01
     src.write_bytes(bytes(raw))
     assert not torch.equal(torch.load(src, weights_only=True)["a"], torch.arange(4000.0))
     out = tmp_path / "model.safetensors"

@@ -18,6 +18,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 from ckptdoctor.errors import InputError, UsageError
 from ckptdoctor.fixing.fix import fix
+from zip_helpers import payload_offset
 
 NETS = textwrap.dedent('''
     import torch
@@ -434,7 +435,7 @@ def test_damaged_storage_is_not_copied_into_the_fixed_file(nets, tmp_path):
     raw = bytearray(src.read_bytes())
     with zipfile.ZipFile(src) as zf:
         member = zf.getinfo(next(n for n in zf.namelist() if n.endswith("/data/0")))
-    raw[member.header_offset + 30 + len(member.filename.encode()) + len(member.extra) + 2] ^= 0x40
+    raw[payload_offset(raw, member) + 2] ^= 0x40
     src.write_bytes(bytes(raw))
     torch.load(src, weights_only=True)  # no error from torch
     out = tmp_path / "fixed.safetensors"

@@ -11,6 +11,7 @@ import torch
 from ckptdoctor.readers import read
 from ckptdoctor.values import combined_stats, tensor_stats
 from cli_helpers import invoke
+from zip_helpers import payload_offset
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_values_that_cannot_be_read_are_a_finding_not_a_gap(tmp_path: Path) -> N
     raw = bytearray(bad.read_bytes())
     with zipfile.ZipFile(bad) as zf:
         member = zf.getinfo(next(n for n in zf.namelist() if n.endswith("/data/0")))
-    start = member.header_offset + 30 + len(member.filename.encode()) + len(member.extra)
+    start = payload_offset(raw, member)
     for i in range(start + 10, start + 40):
         raw[i] ^= 0x5A
     bad.write_bytes(bytes(raw))
@@ -109,7 +110,7 @@ def test_a_changed_byte_in_a_stored_storage_is_caught_by_its_crc(tmp_path: Path)
     with zipfile.ZipFile(path) as zf:
         member = zf.getinfo(next(n for n in zf.namelist() if n.endswith("/data/0")))
         assert member.compress_type == zipfile.ZIP_STORED
-    start = member.header_offset + 30 + len(member.filename.encode()) + len(member.extra)
+    start = payload_offset(raw, member)
     raw[start + 100] ^= 0xFF
     path.write_bytes(bytes(raw))
     loaded = torch.load(path, weights_only=True)
