@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from ckptdoctor.fixing import safetensors_writer as stw
 from ckptdoctor.fixing.atomic import atomic_output, check_output_path
 from ckptdoctor.fixing.tensor_bytes import (
     ByteLocator,
+    checked_tensor_bytes,
     has_lazy_bits,
     iter_tensor_bytes,
     refuse_damaged_storages,
@@ -84,11 +86,13 @@ def convert(src: str | os.PathLike[str], out: str | os.PathLike[str], key: str |
     report = ConvertReport(source=src, output=out, source_format=snap.format, key=key)
     selected = select_tensors(snap, key, report)
     _check_dtypes(selected, src)
-    refuse_damaged_storages(snap, {t.name for _, t in selected})
     kept, aliases = resolve_shared(selected, src)
     report.aliases = aliases
 
     locator = ByteLocator(snap)
+    # storages copied whole are CRC-checked while copied; the others (views, aliases) are checked first
+    inline = {t.storage for _, t in kept if locator.member_crc(t) is not None}
+    refuse_damaged_storages(snap, {t.name for _, t in selected if t.storage not in inline})
     entries: list[stw.Entry] = []
     for out_name, t in kept:
         entries.append(stw.Entry(out_name, t.dtype, tuple(t.shape), _chunks(locator, t)))
@@ -107,7 +111,14 @@ def convert(src: str | os.PathLike[str], out: str | os.PathLike[str], key: str |
 
 
 def _chunks(locator: ByteLocator, t: TensorInfo) -> stw.ChunkSource:
-    return lambda: iter_tensor_bytes(locator, t)
+    """The tensor's bytes: CRC-checked on the first pass (the write), plain on the second (the verify)."""
+    passes = []
+
+    def source() -> Iterator[memoryview]:
+        passes.append(1)
+        return checked_tensor_bytes(locator, t) if len(passes) == 1 else iter_tensor_bytes(locator, t)
+
+    return source
 
 
 def select_tensors(snap: Snapshot, key: str | None, report: ConvertReport) -> list[tuple[str, TensorInfo]]:

@@ -52,6 +52,7 @@ class ByteLocator:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self._zip: dict[str, int] | None = None
+        self._crc: dict[str, tuple[int, int]] | None = None
         self._st: dict[str, tuple[int, int]] | None = None
         self._size = snapshot.file_size or _file_size(snapshot.path)
 
@@ -95,6 +96,24 @@ class ByteLocator:
         if self._zip is None:
             self._zip = zip_storage_offsets(self.snapshot.path)
         return self._zip
+
+    def member_crc(self, t: TensorInfo) -> int | None:
+        """The zip CRC-32 of ``t``'s storage when ``t`` is exactly that whole stored member (the usual
+        state_dict tensor): then the bytes copied for ``t`` can be checked against it on the way through."""
+        if (self.snapshot.format != "torch-zip" or t.storage is None or t.offset != 0 or not t.is_contiguous
+                or has_lazy_bits(t) or _big_endian(self.snapshot)):
+            return None
+        if self._crc is None:
+            from ckptdoctor.readers.zip_index import STORED, read_index
+
+            prefix = self.snapshot.metadata.get("archive")
+            self._crc = {}
+            for name, entry in read_index(self.snapshot.path).entries.items():
+                head, _, key = name.rpartition("/")
+                if head == f"{prefix}/data" and entry.compress_type == STORED:
+                    self._crc[key] = (entry.crc, entry.file_size)
+        found = self._crc.get(str(t.storage))
+        return found[0] if found is not None and found[1] == t.nbytes else None
 
     def _safetensors_offsets(self) -> dict[str, tuple[int, int]]:
         if self._st is None:
@@ -226,6 +245,25 @@ def contiguous_le(t: TensorInfo) -> Any:
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
     return np.ascontiguousarray(arr)
+
+
+def checked_tensor_bytes(locator: ByteLocator, t: TensorInfo) -> Iterator[memoryview]:
+    """``iter_tensor_bytes``, and when ``t`` is a whole stored torch storage, its zip CRC-32 checked on the
+    way (no second read): InputError (F107) at the end if the bytes changed after saving."""
+    expected = locator.member_crc(t)
+    if expected is None:
+        yield from iter_tensor_bytes(locator, t)
+        return
+    import zlib
+
+    crc = 0
+    for chunk in iter_tensor_bytes(locator, t):
+        crc = zlib.crc32(chunk, crc)
+        yield chunk
+    if crc != expected:
+        raise InputError(F.CORRUPT_HEADER.code, f"storage {t.storage} of tensor {t.name!r} fails its zip CRC-32: "
+                         "its bytes changed after saving", locator.snapshot.path,
+                         "get an intact copy: torch.load would return the changed values silently")
 
 
 def iter_tensor_bytes(locator: ByteLocator, t: TensorInfo, chunk_bytes: int | None = None) -> Iterator[memoryview]:

@@ -257,9 +257,8 @@ def storage_crc_errors(snap: Snapshot) -> list[tuple[str, list[str]]]:
     """Storages whose bytes fail the zip's CRC-32: (member, names of the tensors read from it).
 
     torch.load never checks these CRCs: a byte changed after saving (a flaky disk, a bad copy, an edit)
-    comes back as a silently different weight. Every storage is read once, in 64 MiB steps (bounded
-    memory); ``inspect --values`` reads them all anyway."""
-    import mmap
+    comes back as a silently different weight. Each stored storage is read once through one 8 MiB buffer
+    (not a memory map, whose touched pages would count as this process's memory)."""
     import zlib
 
     if snap.format not in ("torch-zip", "torchscript"):
@@ -274,21 +273,21 @@ def storage_crc_errors(snap: Snapshot) -> list[tuple[str, list[str]]]:
         member = f"{prefix}/{key}" if key.startswith("constants/") else f"{prefix}/data/{key}"
         users.setdefault(member, []).append(t.name)
     failed: list[tuple[str, list[str]]] = []
-    with open(snap.path, "rb") as fh:
-        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if index.size else None
-        try:
-            for member, names in users.items():
-                entry = index.entries.get(member)
-                if entry is None or entry.compress_type != STORED or mm is None:
-                    continue  # deflated members are CRC-checked by zipfile when read to the end
-                start = index.payload_offset(entry)
-                crc = 0
-                with memoryview(mm) as view:
-                    for pos in range(start, start + entry.compress_size, 64 << 20):
-                        crc = zlib.crc32(view[pos:min(pos + (64 << 20), start + entry.compress_size)], crc)
-                if crc != entry.crc:
-                    failed.append((member, names))
-        finally:
-            if mm is not None:
-                mm.close()
+    buf = bytearray(8 << 20)
+    view = memoryview(buf)
+    with open(snap.path, "rb", buffering=0) as fh:
+        for member, names in users.items():
+            entry = index.entries.get(member)
+            if entry is None or entry.compress_type != STORED:
+                continue  # deflated members are CRC-checked by zipfile when read to the end
+            fh.seek(index.payload_offset(entry))
+            crc, left = 0, entry.compress_size
+            while left:
+                n = fh.readinto(view[:min(len(buf), left)])
+                if not n:
+                    break  # a short file: the reads of the values report it
+                crc = zlib.crc32(view[:n], crc)
+                left -= n
+            if left == 0 and crc != entry.crc:
+                failed.append((member, names))
     return failed
