@@ -134,30 +134,22 @@ def _looks_like_onnx(head: bytes) -> bool:
     """ir_version first, then only ModelProto fields (with their wire types) up to a graph field."""
     if head[:1] != b"\x08" or not 3 <= head[1] <= 30:
         return False
-    pos, seen_graph = 0, False
-    while pos < len(head) and not seen_graph:
-        tag, pos = _varint(head, pos)
-        if tag is None or _ONNX_FIELDS.get(tag >> 3) != tag & 7:
-            return False
-        value, pos = _varint(head, pos)
-        if value is None:
-            return False
-        if tag & 7 == 2:
-            seen_graph = tag >> 3 == 7
-            pos += value
-    return seen_graph
+    from ckptdoctor.readers.protowire import ProtoError, read_varint
 
-
-def _varint(data: bytes, pos: int) -> tuple[int | None, int]:
-    result, shift = 0, 0
-    while pos < len(data) and shift < 64:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-    return None, pos
+    pos = 0
+    try:
+        while pos < len(head):
+            tag, pos = read_varint(head, pos)
+            if _ONNX_FIELDS.get(tag >> 3) != tag & 7:
+                return False
+            value, pos = read_varint(head, pos)
+            if tag & 7 == 2:
+                if tag >> 3 == 7:
+                    return True  # the graph: its bytes may run past the head
+                pos += value
+    except ProtoError:
+        return False
+    return False
 
 
 TF_TABLE_MAGIC = b"\x57\xfb\x80\x8b\x24\x75\x47\xdb"  # 0xdb4775248b80fb57, little-endian, ends a TF table
