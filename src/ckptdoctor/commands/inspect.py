@@ -90,7 +90,7 @@ def _stats(snaps: list[Snapshot]) -> dict:
 
 def _check_storage_crcs(snap: Snapshot) -> None:
     """With --values every storage is read anyway: check its zip CRC-32, which torch.load never does."""
-    from ckptdoctor.readers.torch_zip import storage_crc_errors
+    from ckptdoctor.readers.torch_zip import crc_failure, storage_crc_errors
     from ckptdoctor.readers.zip_errors import ZIP_READ_ERRORS
     from ckptdoctor.rules.file_format import CORRUPT_HEADER
 
@@ -99,9 +99,7 @@ def _check_storage_crcs(snap: Snapshot) -> None:
     except ZIP_READ_ERRORS:
         return  # an unreadable archive is reported by the reads themselves
     for member, names in damaged:
-        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
         snap.diagnostics.append(CORRUPT_HEADER.diag(
-            f"storage {member} fails its zip CRC-32: its bytes changed after saving (tensors {shown})",
-            subject=names[0], found=names,
+            crc_failure(member, names), subject=names[0], found=names,
             framework_behavior="torch.load does not check the CRC: it returns the changed values without an error",
             fix="get an intact copy (save or download the file again); compare copies with `ckptdoctor diff`"))

@@ -131,7 +131,7 @@ def refuse_damaged_storages(snap: Snapshot, names: set[str] | None = None) -> No
     """Raise InputError (F107) when a torch storage holding one of ``names`` (all when None) fails its zip
     CRC-32. torch.load never checks it, so a damaged weight would otherwise be copied into a new file (and
     then 'verified' against the damaged source) without a word."""
-    from ckptdoctor.readers.torch_zip import storage_crc_errors
+    from ckptdoctor.readers.torch_zip import CRC_HINT, crc_failure, storage_crc_errors
 
     damaged = [(member, found if names is None else sorted(names.intersection(found)))
                for member, found in storage_crc_errors(snap)]
@@ -139,9 +139,7 @@ def refuse_damaged_storages(snap: Snapshot, names: set[str] | None = None) -> No
     if damaged:
         member, found = damaged[0]
         more = f"; {len(damaged) - 1} more storage(s) too" if len(damaged) > 1 else ""
-        raise InputError(F.CORRUPT_HEADER.code, f"storage {member} fails its zip CRC-32: its bytes changed after "
-                         f"saving (tensors {', '.join(found[:4])}){more}", snap.path,
-                         "get an intact copy: torch.load would return the changed values silently")
+        raise InputError(F.CORRUPT_HEADER.code, crc_failure(member, found) + more, snap.path, CRC_HINT)
 
 
 def has_lazy_bits(t: TensorInfo) -> bool:
@@ -261,9 +259,10 @@ def checked_tensor_bytes(locator: ByteLocator, t: TensorInfo) -> Iterator[memory
         crc = zlib.crc32(chunk, crc)
         yield chunk
     if crc != expected:
-        raise InputError(F.CORRUPT_HEADER.code, f"storage {t.storage} of tensor {t.name!r} fails its zip CRC-32: "
-                         "its bytes changed after saving", locator.snapshot.path,
-                         "get an intact copy: torch.load would return the changed values silently")
+        from ckptdoctor.readers.torch_zip import CRC_HINT, crc_failure
+
+        member = f"{locator.snapshot.metadata.get('archive')}/data/{t.storage}"
+        raise InputError(F.CORRUPT_HEADER.code, crc_failure(member, [t.name]), locator.snapshot.path, CRC_HINT)
 
 
 def iter_tensor_bytes(locator: ByteLocator, t: TensorInfo, chunk_bytes: int | None = None) -> Iterator[memoryview]:

@@ -291,3 +291,12 @@ def storage_crc_errors(snap: Snapshot) -> list[tuple[str, list[str]]]:
             if left == 0 and crc != entry.crc:
                 failed.append((member, names))
     return failed
+
+
+CRC_HINT = "get an intact copy: torch.load would return the changed values silently"
+
+
+def crc_failure(member: str, names: list[str]) -> str:
+    """The one wording for a storage whose bytes fail the zip CRC-32."""
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return f"storage {member} fails its zip CRC-32: its bytes changed after saving (tensors {shown})"
