@@ -121,3 +121,31 @@ def test_a_changed_byte_in_a_stored_storage_is_caught_by_its_crc(tmp_path: Path)
     assert res.exit_code == 1
     [d] = json.loads(res.stdout)["diagnostics"]
     assert d["code"] == "F107" and d["found"] == ["a"] and "CRC-32" in d["message"]
+
+
+def test_values_of_a_large_tensor_are_read_window_by_window(tmp_path: Path) -> None:
+    """A 160 MiB int8 tensor: read whole as float64 it would take 1.25 GiB; under a 1 GiB address-space
+    limit --values still answers, and matches numpy on the same bytes."""
+    import json
+    import subprocess
+    import sys
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(0)
+    big = rng.integers(-128, 127, size=(160, 1 << 20), dtype=np.int8)
+    path = tmp_path / "big.safetensors"
+    save_file({"emb": big}, str(path))
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from ckptdoctor.cli import main\n"
+            "main(['inspect', sys.argv[1], '--values', '--format', 'json'])\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    values = json.loads(proc.stdout)["tensors"][0]["values"]
+    assert values["min"] == float(big.min()) and values["max"] == float(big.max())
+    assert math.isclose(values["mean"], float(big.mean(dtype=np.float64)), rel_tol=1e-9)
+    assert math.isclose(values["std"], float(big.std(dtype=np.float64)), rel_tol=1e-6)
+    assert values["zeros"] == int((big == 0).sum())

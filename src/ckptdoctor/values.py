@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ckptdoctor.snapshot import TensorInfo
+
+if TYPE_CHECKING:
+    from ckptdoctor.fixing.tensor_bytes import ByteLocator
 
 
 @dataclass
@@ -35,10 +38,31 @@ def as_float_array(values: Any) -> Any:
     return values.astype(np.float64)
 
 
-def tensor_stats(tensor: TensorInfo) -> TensorStats:
+# elements per window when a tensor is read window by window: 4 Mi float64 values = 32 MiB at a time
+WINDOW = 1 << 22
+
+
+def tensor_stats(tensor: TensorInfo, locator: ByteLocator | None = None) -> TensorStats:
+    """min/max/mean/std over the finite values, and NaN/Inf/zero counts. With a ``locator`` (the tensor's
+    file) the tensor is read window by window, so memory stays bounded whatever its size; without one it
+    is read whole."""
+    if locator is None:
+        return array_stats(as_float_array(tensor.read()))
+    from ckptdoctor.fixing.tensor_bytes import ElementWindows
+
+    parts: list[tuple[TensorStats, int]] = []
+    with ElementWindows(locator, tensor) as windows:
+        for start in range(0, windows.size, WINDOW):
+            window = windows.window(start, min(WINDOW, windows.size - start))
+            parts.append((array_stats(as_float_array(window)), len(window)))
+    if not parts:
+        return TensorStats(None, None, None, None, 0, 0, 0)
+    return parts[0][0] if len(parts) == 1 else combined_stats(parts)
+
+
+def array_stats(arr: Any) -> TensorStats:
     import numpy as np
 
-    arr = as_float_array(tensor.read())
     if arr.size == 0:
         return TensorStats(None, None, None, None, 0, 0, 0)
     nan = int(np.isnan(arr).sum())

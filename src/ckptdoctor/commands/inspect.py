@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> None:
 def _stats(snaps: list[Snapshot]) -> dict:
     """Per-tensor statistics; a tensor whose bytes cannot be read is a finding, never a silent gap."""
     from ckptdoctor.errors import InputError
+    from ckptdoctor.fixing.tensor_bytes import ByteLocator
     from ckptdoctor.readers.zip_errors import ZIP_READ_ERRORS
     from ckptdoctor.rules.file_format import CORRUPT_HEADER
     from ckptdoctor.values import tensor_stats
@@ -68,9 +69,10 @@ def _stats(snaps: list[Snapshot]) -> dict:
     out = {}
     for snap in snaps:
         failed: list[tuple[str, str]] = []
+        locator = ByteLocator(snap)  # file-addressable tensors are read window by window (bounded memory)
         for t in snap.tensors:
             try:
-                out[(snap.path, t.name)] = tensor_stats(t)
+                out[(snap.path, t.name)] = tensor_stats(t, locator)
             except InputError as exc:
                 failed.append((t.name, exc.message))
             except (ValueError, EOFError, MemoryError, *ZIP_READ_ERRORS) as exc:
