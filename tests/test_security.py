@@ -201,6 +201,7 @@ HOSTILE = {
     "over\rwrite": "overwrites the line",
     "csi\x9b31m": "a C1 control sequence introducer",
     "trojan\u202egnp.exe": "a right-to-left override",
+    "line\nbreak": "breaks the table row",
 }
 
 
@@ -219,6 +220,7 @@ def test_hostile_names_never_reach_the_terminal(tmp_path: Path) -> None:
     assert text.returncode == 0, text.stderr
     assert not [c for c in unsafe if c in text.stdout]
     assert "osc52\\x1b]52;c;SGVsbG8=\\x07clipboard" in text.stdout and "trojan\\u202egnp.exe" in text.stdout
+    assert "line\\nbreak" in text.stdout
     doc = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(path), "--format", "json"],
                          capture_output=True, text=True, check=False)
     assert not [c for c in unsafe if c in doc.stdout]

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
 def render(report: DiffReport, *, verbose: bool = False) -> None:
     from rich.table import Table
 
-    from ckptdoctor.report.text import console, escape, render_diagnostics
+    from ckptdoctor.report.text import console, escape, escape_name, render_diagnostics
 
     out = console()
     out.print(f"[bold]A[/bold] {escape(report.a)} ([cyan]{report.format_a}[/cyan])")
@@ -87,7 +87,7 @@ def render(report: DiffReport, *, verbose: bool = False) -> None:
             a, b = _desc(t.dtype_a, t.shape_a), _desc(t.dtype_b, t.shape_b)
             layout = a if a == b else f"{a} → {b}"
             style = "green" if not t.differs else "red"
-            cells = [escape(name), f"[{style}]{t.status}[/{style}]", escape(layout), _num(t.max_abs_diff),
+            cells = [escape_name(name), f"[{style}]{t.status}[/{style}]", escape(layout), _num(t.max_abs_diff),
                      _num(t.rel_l2), f"{t.cosine:.6f}" if t.cosine is not None else ""]
             if show_nonfinite:
                 cells.append(f"{t.nan_a + t.inf_a}→{t.nan_b + t.inf_b}" if t.max_abs_diff is not None else "")

@@ -67,7 +67,7 @@ def group_name(name: str) -> str:
 def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, verbose: bool = False) -> None:
     from rich.table import Table
 
-    from ckptdoctor.report.text import escape
+    from ckptdoctor.report.text import escape, escape_name
 
     out = console()
     for snap in snaps:
@@ -98,7 +98,7 @@ def render_inspect(snaps: list[Snapshot], stats: dict[tuple[str, str], Any], *, 
             rows = _rows(snap.tensors, verbose)
             for label, tensors in rows[:MAX_TABLE_ROWS]:
                 kind = f" ({classes[label]})" if not verbose and label in classes else ""
-                row = [escape((label or "(root)") + kind),
+                row = [escape_name((label or "(root)") + kind),
                        escape(_shapes(tensors)),
                        ", ".join(sorted({t.dtype for t in tensors})),
                        f"{sum(t.numel for t in tensors):,}",

@@ -38,6 +38,11 @@ def escape(text: str) -> str:
     return escape_markup(printable(text))
 
 
+def escape_name(name: str) -> str:
+    """``escape`` for a tensor or layer name, on one line: its newlines and tabs shown as ``\\n``, ``\\t``."""
+    return escape(name.replace("\n", "\\n").replace("\t", "\\t"))
+
+
 def console() -> Console:
     from rich.console import Console
 
