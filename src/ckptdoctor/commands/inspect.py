@@ -84,8 +84,9 @@ def _stats(snaps: list[Snapshot]) -> dict:
             snap.diagnostics.append(CORRUPT_HEADER.diag(
                 f"the values of {len(failed)} tensor(s) cannot be read ({shown}{more})",
                 subject=failed[0][0], found=[name for name, _ in failed],
-                framework_behavior="the framework's loader fails on the same bytes, or returns damaged values "
-                                   "without a word (torch.load of a damaged deflated storage gives NaNs)",
+                framework_behavior="the framework's loader fails on the same bytes, or raises nothing: torch.load "
+                                   "of a damaged deflated storage returns a tensor holding whatever memory the "
+                                   "failed decompression left",
                 fix="save or download the file again"))
     return out
 
