@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -60,3 +61,14 @@ def invoke(args: list[str], *, input: str | None = None, catch_exceptions: bool 
     finally:
         sys.stdin = old_stdin
     return Result(code, out.getvalue(), err.getvalue(), shared.getvalue(), exception)
+
+
+def run_with_memory_limit(args: list[str], limit: int, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """``ckptdoctor ARGS`` in a fresh process whose address space is capped at ``limit`` bytes: what a
+    reader allocates from an untrusted size, or a whole-tensor copy, fails there instead of passing."""
+    code = ("import resource, sys\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[1]), int(sys.argv[1])))\n"
+            "from ckptdoctor.cli import main\n"
+            "main(sys.argv[2:])\n")
+    return subprocess.run([sys.executable, "-c", code, str(limit), *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import torch
 
+from cli_helpers import run_with_memory_limit
+
 
 def write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
@@ -208,11 +210,6 @@ def test_deflated_data_pkl_bomb_is_not_inflated(tmp_path: Path) -> None:
             zf.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED if name == pkl else zipfile.ZIP_STORED)
     assert bomb.stat().st_size < 4 << 20
     del members
-    code = ("import resource, sys\n"
-            "resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))\n"
-            "from ckptdoctor.cli import main\n"
-            "main(['inspect', sys.argv[1]])\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, timeout=120,
-                          check=False)
+    proc = run_with_memory_limit(["inspect", str(bomb)], 512 << 20)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error[F113]: ") and "decompression bomb" in proc.stderr

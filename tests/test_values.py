@@ -10,7 +10,7 @@ import torch
 
 from ckptdoctor.readers import read
 from ckptdoctor.values import combined_stats, tensor_stats
-from cli_helpers import invoke
+from cli_helpers import invoke, run_with_memory_limit
 from zip_helpers import payload_offset
 
 
@@ -130,8 +130,6 @@ def test_values_of_a_large_tensor_are_read_window_by_window(tmp_path: Path) -> N
     """A 160 MiB int8 tensor: read whole as float64 it would take 1.25 GiB; under a 1 GiB address-space
     limit --values still answers, and matches numpy on the same bytes."""
     import json
-    import subprocess
-    import sys
 
     import numpy as np
     from safetensors.numpy import save_file
@@ -140,12 +138,7 @@ def test_values_of_a_large_tensor_are_read_window_by_window(tmp_path: Path) -> N
     big = rng.integers(-128, 127, size=(160, 1 << 20), dtype=np.int8)
     path = tmp_path / "big.safetensors"
     save_file({"emb": big}, str(path))
-    code = ("import resource, sys\n"
-            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
-            "from ckptdoctor.cli import main\n"
-            "main(['inspect', sys.argv[1], '--values', '--format', 'json'])\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300,
-                          check=False)
+    proc = run_with_memory_limit(["inspect", str(path), "--values", "--format", "json"], 1 << 30)
     assert proc.returncode == 0, proc.stderr[-2000:]
     values = json.loads(proc.stdout)["tensors"][0]["values"]
     assert values["min"] == float(big.min()) and values["max"] == float(big.max())
