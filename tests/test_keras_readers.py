@@ -22,6 +22,7 @@ import pytest
 
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import read
+from zip_helpers import zip_declaring
 
 keras = pytest.importorskip("keras")
 
@@ -387,33 +388,6 @@ def test_hard_links_in_weights_h5_are_read_once(tmp_path: Path, shape: str) -> N
     assert str(d.severity) == "warning" and "read once" in d.message
 
 
-def _zip_declaring(path: Path, members: dict[str, bytes], bomb: str, declared: int) -> None:
-    """A zip whose member ``bomb`` is deflated and declares ``declared`` uncompressed bytes (ZIP64 sizes),
-    the way a decompression bomb does, without spending the minutes that compressing gigabytes takes."""
-    import struct
-    import zlib
-
-    local, central = b"", b""
-    for name, data in members.items():
-        raw = name.encode()
-        offset, crc = len(local), zlib.crc32(data)
-        if name == bomb:
-            packer = zlib.compressobj(9, zlib.DEFLATED, -15)
-            body = packer.compress(data) + packer.flush()
-            extra_local = struct.pack("<HHQQ", 1, 16, declared, len(body))
-            local += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 8, 0, 0, crc, 0xFFFFFFFF, 0xFFFFFFFF,
-                                 len(raw), len(extra_local)) + raw + extra_local + body
-            central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 8, 0, 0, crc, 0xFFFFFFFF,
-                                   0xFFFFFFFF, len(raw), len(extra_local), 0, 0, 0, 0, offset) + raw + extra_local
-        else:
-            local += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, len(data), len(data),
-                                 len(raw), 0) + raw + data
-            central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0, crc, len(data),
-                                   len(data), len(raw), 0, 0, 0, 0, 0, offset) + raw
-    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), len(local), 0)
-    path.write_bytes(local + central + end)
-
-
 def test_keras_decompression_bomb_is_refused_like_keras(tmp_path: Path) -> None:
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     good = tmp_path / "good.keras"
@@ -421,7 +395,7 @@ def test_keras_decompression_bomb_is_refused_like_keras(tmp_path: Path) -> None:
     with zipfile.ZipFile(good) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     bomb = tmp_path / "bomb.keras"
-    _zip_declaring(bomb, members, "model.weights.h5", 5 << 30)
+    zip_declaring(bomb, members, "model.weights.h5", 5 << 30)
     with pytest.raises(ValueError, match="decompression bomb") as err:
         keras.models.load_model(bomb)
     snap = read(bomb)  # nothing decompressed, the layers still listed from config.json
@@ -431,7 +405,7 @@ def test_keras_decompression_bomb_is_refused_like_keras(tmp_path: Path) -> None:
     assert snap.tensors == [] and snap.config is not None
     # just under Keras' 4 GiB floor: Keras reads it (and so would we); the guard does not fire
     near = tmp_path / "near.keras"
-    _zip_declaring(near, members, "model.weights.h5", (4 << 30) - 1)
+    zip_declaring(near, members, "model.weights.h5", (4 << 30) - 1)
     with zipfile.ZipFile(near) as zf:
         from ckptdoctor.readers.keras_v3 import zip_bomb
 

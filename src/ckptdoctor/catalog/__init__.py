@@ -1,4 +1,4 @@
-"""Known warning and error messages of torch, keras, TensorFlow, transformers, safetensors, peft and
+"""Known warning and error messages of torch, keras, TensorFlow, transformers, safetensors, peft, numpy and
 accelerate, as data. Each entry is a W rule that explains one message.
 
     >>> import ckptdoctor
@@ -13,12 +13,12 @@ compiled on first use, so the import stays cheap.
 
 from __future__ import annotations
 
-from ckptdoctor.catalog import entries_hf, entries_keras, entries_torch
+from ckptdoctor.catalog import entries_hf, entries_keras, entries_numpy, entries_torch
 from ckptdoctor.catalog.docs import documentation
 from ckptdoctor.catalog.model import Entry, Finding
 from ckptdoctor.rules.registry import Rule
 
-CATALOG: list[Entry] = [*entries_keras.ENTRIES, *entries_torch.ENTRIES, *entries_hf.ENTRIES]
+CATALOG: list[Entry] = [*entries_keras.ENTRIES, *entries_torch.ENTRIES, *entries_hf.ENTRIES, *entries_numpy.ENTRIES]
 BY_CODE: dict[str, Entry] = {e.code: e for e in CATALOG}
 
 RULES: dict[str, Rule] = {
