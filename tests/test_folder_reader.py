@@ -199,3 +199,25 @@ def test_unzipped_keras_folder(tmp_path: Path) -> None:
     assert [t.attrs["keras_path"] for t in snaps[0].tensors] == [v.path for v in model.weights]
     assert [t.shape for t in snaps[0].tensors] == [tuple(v.shape) for v in model.weights]
     shutil.rmtree(folder)
+
+
+def test_sharded_torch_bins_keep_their_storages_apart(tmp_path: Path) -> None:
+    """Every pytorch_model-0000N.bin names its first storage "0": tensors of different shards share
+    nothing, so no D112 (and no alias for convert/fix to act on), as torch.load of each shard shows."""
+    from ckptdoctor.inspection import inspect
+
+    shards = {"pytorch_model-00001-of-00002.bin": {"embed.weight": torch.randn(10, 4)},
+              "pytorch_model-00002-of-00002.bin": {"lm_head.weight": torch.randn(10, 4)}}
+    weight_map = {}
+    for name, sd in shards.items():
+        torch.save(sd, tmp_path / name)
+        weight_map.update(dict.fromkeys(sd, name))
+    (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    loaded = {k: v for name in shards for k, v in torch.load(tmp_path / name, weights_only=True).items()}
+    assert loaded["embed.weight"].untyped_storage().data_ptr() != loaded["lm_head.weight"].untyped_storage().data_ptr()
+    [snap] = inspect(tmp_path)
+    assert snap.format == "torch-sharded"
+    assert len({t.storage for t in snap.tensors}) == 2
+    assert not [d for d in snap.diagnostics if d.code == "D112"]
+    for t in snap.tensors:
+        assert torch.equal(torch.from_numpy(t.read()), loaded[t.name])

@@ -243,6 +243,8 @@ def _read_index(index_path: str, consumed: set[str]) -> Snapshot | None:
         for t in shard_snap.tensors:
             in_shard.add(t.name)
             t.attrs["shard"] = shard
+            if t.storage is not None:  # storage keys are per file ("0" in every shard): keep them apart
+                t.storage = f"{shard}/{t.storage}"
             if t.name in seen:
                 snap.diagnostics.append(S.DUPLICATE_TENSOR.diag(
                     f"tensor {t.name!r} is in both {seen[t.name]} and {shard}", subject=t.name,
