@@ -103,10 +103,10 @@ def rehearse(work: Callable[[], object], path: str, limit: float) -> None:
     finally:
         os.close(read_end)
     if status is None:
-        raise InputError(F.CORRUPT_HEADER.code, f"libhdf5 did not finish reading the file's HDF5 metadata in "
-                         f"{limit:g} s (a damaged B-tree or heap that loops): h5py hangs on it too, and Keras "
-                         "may hang or load damaged values", path, "save or download the file again; "
-                         "CKPTDOCTOR_HDF5_TIMEOUT=<seconds> allows more time for a huge, healthy file")
+        raise InputError(F.CORRUPT_HEADER.code, f"reading the file's HDF5 metadata did not finish in {limit:g} s: "
+                         "usually a damaged B-tree or heap that libhdf5 loops on (h5py and Keras hang on it too), "
+                         "else a structure too large to walk in that time", path, "save or download the file "
+                         "again; CKPTDOCTOR_HDF5_TIMEOUT=<seconds> allows more time for a huge, healthy file")
     if os.WIFSIGNALED(status):
         name = signal.Signals(os.WTERMSIG(status)).name
         raise InputError(F.CORRUPT_HEADER.code, f"libhdf5 crashed ({name}) reading the file's HDF5 metadata: it "
