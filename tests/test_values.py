@@ -145,3 +145,31 @@ def test_values_of_a_large_tensor_are_read_window_by_window(tmp_path: Path) -> N
     assert math.isclose(values["mean"], float(big.mean(dtype=np.float64)), rel_tol=1e-9)
     assert math.isclose(values["std"], float(big.std(dtype=np.float64)), rel_tol=1e-6)
     assert values["zeros"] == int((big == 0).sum())
+
+
+def test_hdf5_values_are_read_slab_by_slab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Keras weights file's datasets are read in slabs of rows (bounded memory): with a tiny window the
+    statistics still equal those of the whole dataset as h5py reads it."""
+    import os
+
+    import h5py
+    import numpy as np
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    from ckptdoctor import values
+
+    model = keras.Sequential([keras.Input((300,)), keras.layers.Dense(70)])
+    path = tmp_path / "dense.weights.h5"
+    model.save_weights(path)
+    monkeypatch.setattr(values, "WINDOW", 1000)  # 300x70 kernel: 22 slabs of 14 rows
+    snap = read(path)
+    with h5py.File(path) as f:
+        for t in snap.tensors:
+            expected = f[t.name][()].astype(np.float64)
+            got = values.tensor_stats(t)
+            assert (got.min, got.max) == (expected.min(), expected.max())
+            assert math.isclose(got.mean, expected.mean(), rel_tol=1e-9, abs_tol=1e-12)
+            assert math.isclose(got.std, expected.std(), rel_tol=1e-9, abs_tol=1e-12)
+    kernel = next(t for t in snap.tensors if t.shape == (300, 70))
+    assert len(list(kernel.loader.chunks(1000))) == 22

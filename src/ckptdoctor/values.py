@@ -43,18 +43,23 @@ WINDOW = 1 << 22
 
 
 def tensor_stats(tensor: TensorInfo, locator: ByteLocator | None = None) -> TensorStats:
-    """min/max/mean/std over the finite values, and NaN/Inf/zero counts. With a ``locator`` (the tensor's
-    file) the tensor is read window by window, so memory stays bounded whatever its size; without one it
-    is read whole."""
-    if locator is None:
-        return array_stats(as_float_array(tensor.read()))
-    from ckptdoctor.fixing.tensor_bytes import ElementWindows
-
+    """min/max/mean/std over the finite values, and NaN/Inf/zero counts. HDF5 datasets are read slab by
+    slab, and with a ``locator`` (the tensor's file) file-addressable tensors window by window, so memory
+    stays bounded whatever their size; anything else is read whole."""
+    slabs = getattr(tensor.loader, "chunks", None)  # readers that can read a tensor in parts (HDF5)
     parts: list[tuple[TensorStats, int]] = []
-    with ElementWindows(locator, tensor) as windows:
-        for start in range(0, windows.size, WINDOW):
-            window = windows.window(start, min(WINDOW, windows.size - start))
-            parts.append((array_stats(as_float_array(window)), len(window)))
+    if callable(slabs):
+        for slab in slabs(WINDOW):
+            parts.append((array_stats(as_float_array(slab)), slab.size))
+    elif locator is None:
+        return array_stats(as_float_array(tensor.read()))
+    else:
+        from ckptdoctor.fixing.tensor_bytes import ElementWindows
+
+        with ElementWindows(locator, tensor) as windows:
+            for start in range(0, windows.size, WINDOW):
+                window = windows.window(start, min(WINDOW, windows.size - start))
+                parts.append((array_stats(as_float_array(window)), len(window)))
     if not parts:
         return TensorStats(None, None, None, None, 0, 0, 0)
     return parts[0][0] if len(parts) == 1 else combined_stats(parts)

@@ -139,6 +139,21 @@ class _Loader:
     def __call__(self) -> Any:
         with self._dataset_errors(), self.opener() as f:
             arr = f[self.h5path][()]
+        return self._typed(arr)
+
+    def chunks(self, max_elements: int) -> Iterator[Any]:
+        """The dataset's values in slabs of whole rows of at most ``max_elements`` (one row when a row is
+        larger): h5py reads only each slab, so memory stays bounded for any dataset size."""
+        with self._dataset_errors(), self.opener() as f:
+            ds = f[self.h5path]
+            if ds.ndim == 0 or ds.size <= max_elements:
+                yield self._typed(ds[()])
+                return
+            rows = max(1, max_elements // max(1, ds.size // ds.shape[0]))
+            for start in range(0, ds.shape[0], rows):
+                yield self._typed(ds[start:start + rows])
+
+    def _typed(self, arr: Any) -> Any:
         if arr.dtype.kind == "V" and self.dtype in ITEMSIZE:
             from ckptdoctor.dtypes import to_numpy
 
