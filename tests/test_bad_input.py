@@ -161,6 +161,7 @@ def _onnx_like() -> bytes:
 @pytest.mark.parametrize(("kind", "what"), [
     ("gzip", "this is gzip-compressed"), ("bz2", "this is bzip2-compressed"), ("xz", "this is xz-compressed"),
     ("tar", "a tar archive"), ("onnx", "this is an ONNX model"), ("png", "this is a PNG image"),
+    ("ggjt", "this is a legacy GGML file"),
 ])
 def test_other_well_known_formats_are_named(tmp_path: Path, kind: str, what: str) -> None:
     """A compressed checkpoint, an archive, an exported ONNX model: one line that says what the file is."""
@@ -178,7 +179,8 @@ def test_other_well_known_formats_are_named(tmp_path: Path, kind: str, what: str
             tar.add(ckpt, arcname="model.pt")
     else:
         path.write_bytes({"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
-                          "onnx": lambda _: _onnx_like(), "png": lambda _: b"\x89PNG\r\n\x1a\n" + bytes(64)}[kind](data))
+                          "onnx": lambda _: _onnx_like(), "png": lambda _: b"\x89PNG\r\n\x1a\n" + bytes(64),
+                          "ggjt": lambda _: b"tjgg\x03\x00\x00\x00" + bytes(64)}[kind](data))
     proc = subprocess.run([sys.executable, "-m", "ckptdoctor", "inspect", str(path)], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 2

@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterator
 from typing import Any
 
+from ckptdoctor.diagnostics import Diagnostic
 from ckptdoctor.errors import InputError
 from ckptdoctor.readers import keras_config as kc
 from ckptdoctor.readers.hdf5_guard import rehearsed
@@ -81,7 +82,7 @@ KERAS_BOMB_FLOOR = 1 << 32
 KERAS_BOMB_RATIO = 100
 
 
-def zip_bomb(info: zipfile.ZipInfo) -> Any:
+def zip_bomb(info: zipfile.ZipInfo) -> Diagnostic | None:
     """The F113 finding when Keras would refuse ``info`` as a decompression bomb, else None."""
     if not (info.file_size > KERAS_BOMB_FLOOR and info.file_size > KERAS_BOMB_RATIO * info.compress_size):
         return None

@@ -108,7 +108,9 @@ _OTHER_FORMATS: list[tuple[bytes, int, str, str]] = [
     (b"ustar", 257, "a tar archive", "extract it (tar xf FILE) and inspect the model files inside"),
     (b"TFL3", 4, "a TensorFlow Lite flatbuffer (.tflite)", "inspect the SavedModel or Keras file it was "
      "converted from"),
-    (b"ggml", 0, "a legacy GGML file (before GGUF)", "convert it to GGUF with llama.cpp's scripts"),
+    # llama.cpp before GGUF: the uint32 magics 'ggml', 'ggmf', 'ggjt' written little-endian
+    *((magic, 0, "a legacy GGML file (before GGUF)", "convert it to GGUF with llama.cpp's scripts")
+      for magic in (b"lmgg", b"fmgg", b"tjgg")),
     (b"\x89PNG", 0, "a PNG image", "pass the model file, not an image"),
     (b"\xff\xd8\xff", 0, "a JPEG image", "pass the model file, not an image"),
     (b"%PDF", 0, "a PDF document", "pass the model file"),

@@ -134,7 +134,8 @@ def check_keras_ops_in_h5(snapshot: Snapshot) -> list[Diagnostic]:
                     "problem)")
     return [KERAS_OP_IN_H5.diag(
         f"the model graph holds keras.ops node(s) {', '.join(names)}{mask}: load_model cannot rebuild them "
-        "from .h5", severity=Severity.WARNING if as_layer else Severity.ERROR, subject=first_path, found=names, expected="layers only (or the .keras format)",
+        "from .h5", severity=Severity.WARNING if as_layer else Severity.ERROR, subject=first_path,
+        found=names, expected="layers only (or the .keras format)",
         framework_behavior=behavior + "; model.load_weights into the model built in code works",
         fix="save with model.save('model.keras'); for this file: build the model in code, "
             "model.load_weights(path), then save as .keras",
