@@ -52,7 +52,7 @@ class ByteLocator:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self._zip: dict[str, int] | None = None
-        self._crc: dict[str, tuple[int, int]] | None = None
+        self._index: Any = None  # the zip index, for member CRCs
         self._st: dict[str, tuple[int, int]] | None = None
         self._size = snapshot.file_size or _file_size(snapshot.path)
 
@@ -103,17 +103,14 @@ class ByteLocator:
         if (self.snapshot.format != "torch-zip" or t.storage is None or t.offset != 0 or not t.is_contiguous
                 or has_lazy_bits(t) or _big_endian(self.snapshot)):
             return None
-        if self._crc is None:
-            from ckptdoctor.readers.zip_index import STORED, read_index
+        from ckptdoctor.readers.torch_zip import storage_member
+        from ckptdoctor.readers.zip_index import STORED, read_index
 
-            prefix = self.snapshot.metadata.get("archive")
-            self._crc = {}
-            for name, entry in read_index(self.snapshot.path).entries.items():
-                head, _, key = name.rpartition("/")
-                if head == f"{prefix}/data" and entry.compress_type == STORED:
-                    self._crc[key] = (entry.crc, entry.file_size)
-        found = self._crc.get(str(t.storage))
-        return found[0] if found is not None and found[1] == t.nbytes else None
+        if self._index is None:
+            self._index = read_index(self.snapshot.path)
+        entry = self._index.entries.get(storage_member(self.snapshot.metadata.get("archive"), str(t.storage)))
+        return entry.crc if entry is not None and entry.compress_type == STORED and entry.file_size == t.nbytes \
+            else None
 
     def _safetensors_offsets(self) -> dict[str, tuple[int, int]]:
         if self._st is None:
@@ -259,9 +256,9 @@ def checked_tensor_bytes(locator: ByteLocator, t: TensorInfo) -> Iterator[memory
         crc = crc32(chunk, crc)
         yield chunk
     if crc != expected:
-        from ckptdoctor.readers.torch_zip import CRC_HINT, crc_failure
+        from ckptdoctor.readers.torch_zip import CRC_HINT, crc_failure, storage_member
 
-        member = f"{locator.snapshot.metadata.get('archive')}/data/{t.storage}"
+        member = storage_member(locator.snapshot.metadata.get("archive"), str(t.storage))
         raise InputError(F.CORRUPT_HEADER.code, crc_failure(member, [t.name]), locator.snapshot.path, CRC_HINT)
 
 

@@ -253,6 +253,11 @@ class _TorchScriptCode:
         return out
 
 
+def storage_member(archive: str | None, key: str) -> str:
+    """The zip member holding storage ``key`` (a TorchScript constant's key starts with ``constants/``)."""
+    return f"{archive}/{key}" if key.startswith("constants/") else f"{archive}/data/{key}"
+
+
 def storage_crc_errors(snap: Snapshot) -> list[tuple[str, list[str]]]:
     """Storages whose bytes fail the zip's CRC-32: (member, names of the tensors read from it).
 
@@ -269,9 +274,7 @@ def storage_crc_errors(snap: Snapshot) -> list[tuple[str, list[str]]]:
     for t in snap.tensors:
         if t.storage is None:
             continue
-        key = t.storage
-        member = f"{prefix}/{key}" if key.startswith("constants/") else f"{prefix}/data/{key}"
-        users.setdefault(member, []).append(t.name)
+        users.setdefault(storage_member(prefix, t.storage), []).append(t.name)
     failed: list[tuple[str, list[str]]] = []
     buf = bytearray(8 << 20)
     view = memoryview(buf)
